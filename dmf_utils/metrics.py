@@ -21,6 +21,7 @@ __all__ = [
     "frobenius_error",
     "truncated_spectrum",
     "spectral_truncation_error",
+    "hitting_time",
     "LowRankInterval",
     "lowrank_interval",
 ]
@@ -115,6 +116,29 @@ def spectral_truncation_error(eigenvalues, target_eigenvalues, r: int) -> np.nda
     p = check_finite("eigenvalues", eigenvalues)
     ref = truncated_spectrum(target_eigenvalues, r)
     return np.abs(p - ref).max(axis=-1)
+
+
+def hitting_time(iterations, values, level) -> np.ndarray:
+    """First recorded iteration at which ``values > level``; ``-1`` where it never happens.
+
+    Parameters
+    ----------
+    iterations : array_like of int, shape (R,)
+    values : array_like, shape (R, *batch)
+        A recorded quantity, e.g. ``SpectralTrajectory.eigenvalues``.
+    level : float or array_like broadcastable to ``batch``
+
+    Returns
+    -------
+    ndarray of int, shape batch
+    """
+    its = np.asarray(iterations)
+    v = check_finite("values", values)
+    if its.ndim != 1 or v.shape[:1] != its.shape:
+        raise ValueError(f"values must have shape (R, ...) with R = len(iterations) = {its.size}")
+    above = v > np.asarray(level, dtype=float)
+    first = np.argmax(above, axis=0)
+    return np.where(above.any(axis=0), its[first], -1)
 
 
 @dataclass(frozen=True)
