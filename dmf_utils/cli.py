@@ -53,7 +53,8 @@ def _cmd_params(args, entries):
 def _cmd_run(args, entries):
     entry = _entry(entries, args.id)
     pipeline.run_entry(
-        entry, _overrides(args.param), smoke=args.smoke, out_dir=args.out, store=args.store, log=_log
+        entry, _overrides(args.param), smoke=args.smoke, out_dir=args.out, build_dir=args.build,
+        store=args.store, log=_log,
     )
 
 
@@ -61,7 +62,8 @@ def _cmd_build(args, entries):
     for entry in entries.values():  # validate all before running any
         pipeline.resolve_parameters(entry, {}, smoke=args.smoke)
     for entry in entries.values():
-        pipeline.run_entry(entry, smoke=args.smoke, out_dir=args.out, store=args.store, log=_log)
+        pipeline.run_entry(entry, smoke=args.smoke, out_dir=args.out, build_dir=args.build,
+                           store=args.store, log=_log)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="override a parameter (typed by its default); repeatable")
         p.add_argument("--smoke", action="store_true", help="use the manifest's quick parameters")
         p.add_argument("--out", type=Path, default=None, help="figure directory (default figures/)")
+        p.add_argument("--build", type=Path, default=None,
+                       help="directory of executed notebooks (default build/)")
         p.add_argument("--store", action="store_true",
                        help="write the executed notebook back to notebooks/ (default parameters)")
     return parser

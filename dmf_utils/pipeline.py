@@ -88,11 +88,8 @@ class Entry:
     id: str
     claim: str
     outputs: tuple[str, ...]
+    notebook: Path
     smoke: dict = field(default_factory=dict)
-
-    @property
-    def notebook(self) -> Path:
-        return NOTEBOOKS_DIR / f"{self.id}.ipynb"
 
 
 @dataclass(frozen=True)
@@ -113,6 +110,7 @@ def load_manifest(path: Path = MANIFEST) -> dict[str, Entry]:
             id=item["id"],
             claim=" ".join(item["claim"].split()),
             outputs=tuple(item["outputs"]),
+            notebook=Path(path).parent / f"{item['id']}.ipynb",
             smoke=dict(item.get("smoke") or {}),
         )
         entries[entry.id] = entry
@@ -284,7 +282,8 @@ def _kernel_environment(figures_dir: Path):
 
 
 def _failed_cell(nb) -> str:
-    for i, cell in enumerate(nb.cells):
+    own = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
+    for i, cell in enumerate(own):
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 return f"cell {i} raised {out.get('ename')}: {out.get('evalue')}"
@@ -353,7 +352,7 @@ def run_entry(
                     parameters=params,
                     kernel_name="python3",
                     kernel_manager_class=CurrentEnvKernelManager,
-                    cwd=str(NOTEBOOKS_DIR),
+                    cwd=str(entry.notebook.parent),
                     progress_bar=False,
                     log_output=False,
                 )
