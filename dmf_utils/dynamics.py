@@ -34,6 +34,7 @@ __all__ = [
     "spectral_gd",
     "FullTrajectory",
     "full_gd",
+    "spectral_hitting_times",
 ]
 
 _CHECK_EVERY = 32  # steps between finiteness checks; NaN/inf persist once they appear
@@ -400,3 +401,117 @@ def full_gd(
         frobenius_errors=frob_err,
         product=np.array(prefix[-1], dtype=float),
     )
+
+
+_COMPACT_EVERY = 256  # steps between active-set compactions in spectral_hitting_times
+
+
+def spectral_hitting_times(spectrum, levels, *, alpha, eta, depth, max_steps, inclusive=False) -> np.ndarray:
+    """Exact first-passage times of the eigenvalues ``p_i(k)`` (THEORY.md §2 reduction).
+
+    For every configuration and eigenvalue, the first ``k`` in ``[0, max_steps]`` with
+    ``p_i(k) > levels_i`` (``>=`` where ``inclusive``), tracked at every step without
+    storing the trajectory: memory ``O(batch × n)``. Configurations whose passages are all
+    found, or that reached their own ``max_steps``, stop costing work (active-set compaction).
+
+    Parameters
+    ----------
+    spectrum : array_like, shape (*batch_s, n)
+    levels : array_like, broadcastable to (*batch, n)
+        ``inf`` for eigenvalues whose passage is not wanted.
+    alpha, eta, depth : as in :func:`spectral_gd`
+    max_steps : int or array_like of int, broadcastable to the batch
+        Last iteration examined, per configuration.
+    inclusive : bool or array_like of bool, broadcastable to (*batch, n)
+
+    Returns
+    -------
+    ndarray of int64, shape (*batch, n): the passage iteration, ``-1`` if none up to
+    ``max_steps`` (or if ``levels_i = inf``).
+
+    Raises
+    ------
+    DivergenceError
+        As :func:`spectral_gd`.
+    """
+    lam = check_finite("spectrum", spectrum)
+    if lam.ndim == 0 or lam.shape[-1] == 0:
+        raise ValueError(f"spectrum must have a last axis of eigenvalues, got shape {lam.shape}")
+    alpha = check_positive("alpha", alpha)
+    eta = check_positive("eta", eta)
+    depth_arr = np.asarray(depth)
+    if not np.issubdtype(depth_arr.dtype, np.integer) or (depth_arr < 2).any():
+        raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
+    max_arr = np.asarray(max_steps)
+    if not np.issubdtype(max_arr.dtype, np.integer) or (max_arr < 0).any():
+        raise ValueError(f"max_steps must be a non-negative integer, got {max_steps!r}")
+    lev = np.asarray(levels, dtype=float)
+    if np.isnan(lev).any():
+        raise ValueError("levels must not be NaN (use inf for passages that are not wanted)")
+
+    n = lam.shape[-1]
+    batch = np.broadcast_shapes(lam.shape[:-1], alpha.shape, eta.shape, depth_arr.shape,
+                                max_arr.shape, lev.shape[:-1], np.shape(inclusive)[:-1])
+    flat = lambda a, tail=(): np.broadcast_to(a, batch + tail).reshape((-1,) + tail)  # noqa: E731
+    lam_b, lev_b = flat(lam, (n,)), flat(lev, (n,))
+    incl_b = flat(np.asarray(inclusive, dtype=bool), (n,))
+    alpha_b, eta_b, max_b = flat(alpha), flat(eta), flat(max_arr).astype(np.int64)
+    depth_b = flat(depth_arr).astype(np.int64)
+
+    top = np.maximum(lam_b.max(axis=1), 0.0)
+    bad = np.flatnonzero(eta_b >= stability_limit(top, depth_b))
+    if bad.size:
+        j = bad[0]
+        _check_step_size(float(eta_b[j]), float(top[j]), int(depth_b[j]), f"configuration {j}")
+
+    hits = np.full(lam_b.shape, -1, dtype=np.int64)
+    for d in np.unique(depth_b):
+        rows = np.flatnonzero(depth_b == d)
+        _passages_one_depth(rows, lam_b, lev_b, incl_b, alpha_b, eta_b, max_b, int(d), hits)
+    return hits.reshape(batch + (n,))
+
+
+def _passages_one_depth(rows, lam_all, lev_all, incl_all, alpha_all, eta_all, max_all, depth, hits):
+    """Fill ``hits[rows]`` for one depth, compacting the active set as passages complete."""
+    lam, lev, incl = lam_all[rows], lev_all[rows], incl_all[rows]
+    eta, last = eta_all[rows, None], max_all[rows]
+    x = np.repeat(alpha_all[rows, None], lam.shape[1], axis=1)
+    hit = np.full(lam.shape, -1, dtype=np.int64)
+    wanted = np.isfinite(lev)
+    t, p, newly = np.empty_like(x), np.empty_like(x), np.empty(x.shape, dtype=bool)
+    k = 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        while rows.size:
+            if k % _COMPACT_EVERY == 0:
+                if not np.isfinite(x).all():
+                    cfg, i = np.argwhere(~np.isfinite(x))[0]
+                    what = f"eigenvalue index {i} with target {lam[cfg, i]:.4g}, configuration {rows[cfg]}"
+                    raise DivergenceError(
+                        _divergence_message(k, float(eta[cfg, 0]), float(max(lam[cfg].max(), 0)), depth, what)
+                    )
+                keep = ((hit < 0) & wanted).any(axis=1) & (last >= k)
+                if not keep.all():
+                    hits[rows] = hit
+                    rows, lam, lev, incl, eta, last, x, hit, wanted = (
+                        a[keep] for a in (rows, lam, lev, incl, eta, last, x, hit, wanted)
+                    )
+                    t, p, newly = t[: rows.size], p[: rows.size], newly[: rows.size]
+                    if not rows.size:
+                        break
+            # t = x^(N-1), p = x^N: record passages at step k, then x ← x − η t (p − λ)
+            np.multiply(x, x, out=t) if depth > 2 else np.copyto(t, x)
+            for _ in range(depth - 3):
+                t *= x
+            np.multiply(t, x, out=p)
+            np.greater(p, lev, out=newly)
+            newly |= incl & (p == lev)
+            newly &= hit < 0
+            newly &= (k <= last)[:, None]
+            np.copyto(hit, k, where=newly)
+            p -= lam
+            p *= t
+            p *= eta
+            x -= p
+            k += 1
+    if rows.size:
+        hits[rows] = hit

@@ -221,3 +221,36 @@ def test_full_gd_float32_and_threads_and_bad_inputs():
         full_gd(np.eye(2), depth=2, alpha=0.1, eta=0.1, steps=1, blas_threads=0)
     with pytest.raises(ValueError, match="references\\['B'\\] has shape"):
         full_gd(np.eye(2), depth=2, alpha=0.1, eta=0.1, steps=1, references={"B": np.eye(3)})
+
+
+def test_hitting_times_match_recorded_trajectories():
+    from dmf_utils.dynamics import spectral_hitting_times
+
+    lam = np.array([[1.0, 0.5, 0.1], [2.0, 0.3, 0.05], [1.5, 0.7, 0.2]])
+    depth = np.array([3, 3, 4])
+    eta = 0.4 * monotone_step_limit(lam[:, 0], depth)
+    levels = np.array([0.5, 0.05, 0.05])
+    hits = spectral_hitting_times(lam, levels, alpha=0.1, eta=eta, depth=depth, max_steps=20_000)
+    for b in range(3):
+        p = spectral_gd(lam[b], alpha=0.1, eta=eta[b], depth=int(depth[b]), steps=20_000).eigenvalues
+        above = p > levels
+        expected = np.where(above.any(axis=0), np.argmax(above, axis=0), -1)
+        np.testing.assert_array_equal(hits[b], expected)
+    capped = spectral_hitting_times(lam, levels, alpha=0.1, eta=eta, depth=depth, max_steps=[100, 300, 0])
+    assert capped.tolist()[0][1:] == [-1, -1] and capped[2].tolist() == [-1, -1, -1]
+    assert (spectral_hitting_times(lam, np.inf, alpha=0.1, eta=eta, depth=depth, max_steps=50) == -1).all()
+
+
+def test_hitting_times_inclusive_and_errors():
+    from dmf_utils.dynamics import spectral_hitting_times
+
+    alpha = 0.5  # p(0) = α^2 = 0.25 exactly
+    kw = dict(alpha=alpha, eta=0.1, depth=2, max_steps=5)
+    assert spectral_hitting_times([0.0], 0.25, **kw, inclusive=True).tolist() == [0]
+    assert spectral_hitting_times([0.0], 0.25, **kw).tolist() == [-1]
+    with pytest.raises(DivergenceError, match="stability limit"):
+        spectral_hitting_times([4.0], 1.0, alpha=0.1, eta=1.0, depth=3, max_steps=10)
+    with pytest.raises(ValueError, match="levels must not be NaN"):
+        spectral_hitting_times([1.0], np.nan, **kw)
+    with pytest.raises(ValueError, match="max_steps"):
+        spectral_hitting_times([1.0], 0.5, alpha=0.1, eta=0.1, depth=2, max_steps=-1)
