@@ -47,6 +47,9 @@ def test_manifest_entries_are_complete_and_valid():
         assert set(entry.outputs) == {f"{entry.id}.pdf", f"{entry.id}.png"}
         assert entry.smoke, f"{entry.id} has no smoke parameters"
         pipeline.resolve_parameters(entry, {}, smoke=True)  # raises if the smoke set is invalid
+        # papermill's own parser warns on parameter lines holding more than one '='
+        cell = next(c for c in nbformat.read(entry.notebook, 4).cells if "parameters" in c.metadata.get("tags", []))
+        assert all(line.count("=") <= 1 for line in cell.source.splitlines()), entry.id
 
 
 def test_notebook_parameters_reads_literals(tiny):

@@ -152,3 +152,12 @@ def test_interval_inside_handles_horizon_and_infinity():
     assert interval_inside(bounds, long).tolist() == [True, True]
     short = empirical_times(lam, 2, **kw, horizon=int(bounds.t0.max()))  # escape beyond the horizon
     assert interval_inside(bounds, short).tolist() == [False, True]
+
+
+def test_check_count_line_and_ok():
+    from dmf_utils.checks import CheckCount
+
+    c = CheckCount.of("Theorem A", [True, True, False])
+    assert str(c) == "Theorem A: checked 3 configurations, held in 2" and not c.ok
+    assert CheckCount.of("x", [True], unit="cases").ok
+    assert not CheckCount.of("empty", []).ok  # a check that examined nothing did not hold
