@@ -32,7 +32,7 @@ store: $(STAMP)                   ## refresh the committed notebooks' outputs (d
 	$(BIN)/dmf-repro build --store
 
 lab: $(STAMP)                     ## JupyterLab on the venv's kernel
-	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab $(ROOT_FLAG)
+	env -u JUPYTER_PATH JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab $(ROOT_FLAG)
 
 lock:                             ## regenerate requirements.lock from pyproject.toml (deliberate)
 	rm -rf $(VENV)-lock && $(PYTHON) -m venv $(VENV)-lock

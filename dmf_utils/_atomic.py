@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 
 def _umask() -> int:
@@ -20,15 +20,28 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
     A failure or interruption leaves ``path`` as it was and removes the temporary file.
     The file gets the usual permissions (``0o666`` less the umask).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    return atomic_write_all({Path(path): write})[0]
+
+
+def atomic_write_all(writers: Mapping[Path, Callable[[str], None]]) -> list[Path]:
+    """Write every file to a temporary name first; rename them all only if all succeeded.
+
+    A failure while writing any of them leaves every target as it was.
+    """
+    temps = {}
     try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        for path, write in writers.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            temps[path] = tmp
+            write(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp in temps.values():
+            Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+    return list(temps)

@@ -20,9 +20,27 @@ def check_int(name: str, value, *, minimum: int | None = None, maximum: int | No
     return value
 
 
+def as_real(name: str, value) -> np.ndarray:
+    """Return ``value`` as a float64 array; complex, string or object input is refused."""
+    raw = np.asarray(value)
+    if raw.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be real numbers, got an array of dtype {raw.dtype}")
+    return raw.astype(float)
+
+
+def check_depth(value) -> np.ndarray:
+    """Return ``value`` (the depth N) as an int64 array, or raise unless every entry is an int >= 2."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"depth must be an integer >= 2, got values of dtype {arr.dtype}")
+    if (arr < 2).any():
+        raise ValueError(f"depth must be an integer >= 2, got {arr[arr < 2].ravel()[0]}")
+    return arr.astype(np.int64)
+
+
 def check_positive(name: str, value) -> np.ndarray:
     """Return ``value`` as a float64 array whose entries are finite and > 0."""
-    arr = np.asarray(value, dtype=float)
+    arr = as_real(name, value)
     bad = ~(np.isfinite(arr) & (arr > 0))
     if bad.any():
         raise ValueError(f"{name} must be finite and > 0, got {arr[bad].ravel()[0]!r}")
@@ -31,7 +49,7 @@ def check_positive(name: str, value) -> np.ndarray:
 
 def check_nonnegative(name: str, value) -> np.ndarray:
     """Return ``value`` as a float64 array whose entries are finite and >= 0."""
-    arr = np.asarray(value, dtype=float)
+    arr = as_real(name, value)
     bad = ~(np.isfinite(arr) & (arr >= 0))
     if bad.any():
         raise ValueError(f"{name} must be finite and >= 0, got {arr[bad].ravel()[0]!r}")
@@ -40,7 +58,7 @@ def check_nonnegative(name: str, value) -> np.ndarray:
 
 def check_finite(name: str, value) -> np.ndarray:
     """Return ``value`` as a float64 array, or raise if it holds NaN or inf."""
-    arr = np.asarray(value, dtype=float)
+    arr = as_real(name, value)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} must be finite, got NaN or inf")
     return arr

@@ -1,12 +1,15 @@
 """``dmf-repro`` (also ``python -m dmf_utils``): list, inspect, run and build the notebooks.
 
-Exit status: 0 on success, 1 when a notebook fails, 2 for bad usage (unknown notebook or
-parameter, wrong type, malformed ``parameters`` cell); nothing is written on status 2.
+Exit status: 0 on success; 1 when a notebook fails (one of its checks, or an error: the
+message names the cell and the executed notebook in ``build/``); 2 for bad usage (unknown
+notebook or parameter, wrong type, malformed ``parameters`` cell), before anything is
+written; 130 when interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -83,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
                            help="override a parameter (typed by its default); repeatable")
         p.add_argument("--smoke", action="store_true", help="use the manifest's quick parameters")
-        p.add_argument("--out", type=Path, default=None, help="figure directory (default figures/)")
+        p.add_argument("--out", type=Path, default=None,
+                       help="figure directory (default figures/, or build/smoke/ with --smoke)")
         p.add_argument("--build", type=Path, default=None,
                        help="directory of executed notebooks (default build/)")
         p.add_argument("--store", action="store_true",
@@ -91,14 +95,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C: staging removed, kernel stopped
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"list": _cmd_list, "params": _cmd_params, "run": _cmd_run, "build": _cmd_build}
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         commands[args.command](args, pipeline.load_manifest())
     except pipeline.PipelineError as err:
         print(f"dmf-repro: error: {err}", file=sys.stderr)
         return err.exit_code
+    except KeyboardInterrupt:
+        print("dmf-repro: interrupted; figures from earlier runs are untouched", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -22,7 +22,7 @@ from typing import Mapping
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ._checks import check_finite, check_int, check_positive, check_square
+from ._checks import check_depth, check_finite, check_int, check_positive, check_square
 
 __all__ = [
     "DivergenceError",
@@ -46,8 +46,8 @@ class DivergenceError(ValueError):
 
 
 def _curvature(lambda_1, depth):
-    lam = np.maximum(np.asarray(lambda_1, dtype=float), 0.0)
-    n = np.asarray(depth, dtype=float)
+    lam = np.maximum(check_finite("lambda_1", lambda_1), 0.0)
+    n = check_depth(depth).astype(float)
     return n * lam ** (2.0 - 2.0 / n)
 
 
@@ -104,7 +104,8 @@ def _check_record(record, steps: int) -> np.ndarray:
 def _limits_text(eta, lambda_1, depth):
     return (
         f"eta={eta:.4g}, stability limit 2/(N lambda_1^(2-2/N)) = "
-        f"{float(stability_limit(lambda_1, depth)):.4g} for lambda_1={lambda_1:.4g}, N={depth} "
+        f"{float(stability_limit(lambda_1, depth)):.4g} for lambda_1={lambda_1:.4g} (largest "
+        f"|eigenvalue| of the target), N={depth} "
         f"(THEORY.md §2); monotone convergence needs eta < "
         f"{float(monotone_step_limit(lambda_1, depth)):.4g}"
     )
@@ -209,9 +210,7 @@ def spectral_gd(spectrum, *, alpha, eta, depth, steps: int, record=None) -> Spec
         raise ValueError(f"spectrum must have a last axis of eigenvalues, got shape {lam.shape}")
     alpha = check_positive("alpha", alpha)
     eta = check_positive("eta", eta)
-    depth_arr = np.asarray(depth)
-    if not np.issubdtype(depth_arr.dtype, np.integer) or (depth_arr < 2).any():
-        raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
+    depth_arr = check_depth(depth)
     steps = check_int("steps", steps, minimum=0)
     record = _check_record(record, steps)
 
@@ -222,7 +221,7 @@ def spectral_gd(spectrum, *, alpha, eta, depth, steps: int, record=None) -> Spec
     eta_b = np.broadcast_to(eta, batch).reshape(-1)
     depth_b = np.broadcast_to(depth_arr, batch).reshape(-1).astype(np.int64)
 
-    top = np.maximum(lam_b.max(axis=1), 0.0)
+    top = np.abs(lam_b).max(axis=1)  # ‖Ã‖₂ of each configuration
     bad = np.flatnonzero(eta_b >= stability_limit(top, depth_b))
     if bad.size:
         j = bad[0]
@@ -241,7 +240,7 @@ def spectral_gd(spectrum, *, alpha, eta, depth, steps: int, record=None) -> Spec
             j = idx[cfg]
             what = f"eigenvalue index {i} with target {lam_b[j, i]:.4g}, configuration {j}"
             raise DivergenceError(
-                _divergence_message(bad_step, float(eta_b[j]), float(lam_b[j].max()), int(d), what)
+                _divergence_message(bad_step, float(eta_b[j]), float(np.abs(lam_b[j]).max()), int(d), what)
             )
         out[:, idx] = sub
 
@@ -343,6 +342,8 @@ def full_gd(
     eta = float(check_positive("eta", eta))
     steps = check_int("steps", steps, minimum=0)
     record = _check_record(record, steps)
+    if references is not None and not isinstance(references, Mapping):
+        raise TypeError("references must be a mapping of names to (n, n) matrices")
     refs = {name: check_square(f"references[{name!r}]", m) for name, m in (references or {}).items()}
     for name, m in refs.items():
         if m.shape != a.shape:
@@ -439,9 +440,7 @@ def spectral_hitting_times(spectrum, levels, *, alpha, eta, depth, max_steps, in
         raise ValueError(f"spectrum must have a last axis of eigenvalues, got shape {lam.shape}")
     alpha = check_positive("alpha", alpha)
     eta = check_positive("eta", eta)
-    depth_arr = np.asarray(depth)
-    if not np.issubdtype(depth_arr.dtype, np.integer) or (depth_arr < 2).any():
-        raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
+    depth_arr = check_depth(depth)
     max_arr = np.asarray(max_steps)
     if not np.issubdtype(max_arr.dtype, np.integer) or (max_arr < 0).any():
         raise ValueError(f"max_steps must be a non-negative integer, got {max_steps!r}")
@@ -458,7 +457,7 @@ def spectral_hitting_times(spectrum, levels, *, alpha, eta, depth, max_steps, in
     alpha_b, eta_b, max_b = flat(alpha), flat(eta), flat(max_arr).astype(np.int64)
     depth_b = flat(depth_arr).astype(np.int64)
 
-    top = np.maximum(lam_b.max(axis=1), 0.0)
+    top = np.abs(lam_b).max(axis=1)  # ‖Ã‖₂ of each configuration
     bad = np.flatnonzero(eta_b >= stability_limit(top, depth_b))
     if bad.size:
         j = bad[0]
@@ -487,7 +486,7 @@ def _passages_one_depth(rows, lam_all, lev_all, incl_all, alpha_all, eta_all, ma
                     cfg, i = np.argwhere(~np.isfinite(x))[0]
                     what = f"eigenvalue index {i} with target {lam[cfg, i]:.4g}, configuration {rows[cfg]}"
                     raise DivergenceError(
-                        _divergence_message(k, float(eta[cfg, 0]), float(max(lam[cfg].max(), 0)), depth, what)
+                        _divergence_message(k, float(eta[cfg, 0]), float(np.abs(lam[cfg]).max()), depth, what)
                     )
                 keep = ((hit < 0) & wanted).any(axis=1) & (last >= k)
                 if not keep.all():

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import check_finite, check_nonnegative
+from ._checks import check_finite, check_int, check_nonnegative
+from .targets import largest_magnitude_order
 
 __all__ = [
     "effective_rank",
@@ -46,6 +47,8 @@ def effective_rank(singular_values) -> np.ndarray:
     ndarray, shape (...): values in ``[1, n]``, or 0 where all ``σ_i = 0``.
     """
     s = _singular_values(singular_values)
+    top = s.max(axis=-1, keepdims=True)
+    s = s / np.where(top > 0, top, 1.0)  # scale-free, and no overflow in the sum
     total = s.sum(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         q = np.where(total > 0, s / np.where(total > 0, total, 1.0), 0.0)
@@ -63,9 +66,9 @@ def numerical_rank(singular_values, tol: float) -> np.ndarray:
 def stable_rank(singular_values) -> np.ndarray:
     """``‖W‖_F² / ‖W‖₂² = Σ σ_i² / max σ_i²``, shape (...); 0 for the zero matrix."""
     s = _singular_values(singular_values)
-    top = s.max(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(top > 0, (s**2).sum(axis=-1) / np.where(top > 0, top, 1.0) ** 2, 0.0)
+    top = s.max(axis=-1, keepdims=True)
+    ratio = s / np.where(top > 0, top, 1.0)  # squares of ratios: no underflow or overflow
+    return np.where(top[..., 0] > 0, (ratio**2).sum(axis=-1), 0.0)
 
 
 def spectral_error(w, reference) -> np.ndarray:
@@ -81,15 +84,14 @@ def frobenius_error(w, reference) -> np.ndarray:
 
 
 def truncated_spectrum(eigenvalues, r: int) -> np.ndarray:
-    """Eigenvalues of the best rank-``r`` approximation: the ``r`` largest in magnitude kept.
+    """Eigenvalues of the best rank-``r`` approximation: the ``r`` largest in magnitude kept
+    (ties towards the larger eigenvalue, :func:`dmf_utils.targets.largest_magnitude_order`).
 
     ``eigenvalues`` has shape (..., n); the result has the same shape and order.
     """
     lam = check_finite("eigenvalues", eigenvalues)
-    n = lam.shape[-1]
-    if not 0 <= r <= n:
-        raise ValueError(f"r={r} is out of range: must be in [0, {n}]")
-    order = np.argsort(-np.abs(lam), axis=-1, kind="stable")
+    r = check_int("r", r, minimum=0, maximum=lam.shape[-1])
+    order = largest_magnitude_order(lam)
     keep = np.zeros(lam.shape, dtype=bool)
     np.put_along_axis(keep, order[..., :r], True, axis=-1)
     return np.where(keep, lam, 0.0)
@@ -118,6 +120,15 @@ def spectral_truncation_error(eigenvalues, target_eigenvalues, r: int) -> np.nda
     return np.abs(p - ref).max(axis=-1)
 
 
+def _iterations(iterations, leading, name: str) -> np.ndarray:
+    its = np.asarray(iterations)
+    if its.ndim != 1 or its.size == 0 or its.dtype.kind not in "iu" or np.any(np.diff(its) <= 0):
+        raise ValueError("iterations must be a non-empty, strictly increasing 1-D integer array")
+    if leading.shape[:1] != its.shape:
+        raise ValueError(f"{name} must have shape (R, ...) with R = len(iterations) = {its.size}")
+    return its
+
+
 def hitting_time(iterations, values, level) -> np.ndarray:
     """First recorded iteration at which ``values > level``; ``-1`` where it never happens.
 
@@ -132,10 +143,8 @@ def hitting_time(iterations, values, level) -> np.ndarray:
     -------
     ndarray of int, shape batch
     """
-    its = np.asarray(iterations)
     v = check_finite("values", values)
-    if its.ndim != 1 or v.shape[:1] != its.shape:
-        raise ValueError(f"values must have shape (R, ...) with R = len(iterations) = {its.size}")
+    its = _iterations(iterations, v, "values")
     above = v > np.asarray(level, dtype=float)
     first = np.argmax(above, axis=0)
     return np.where(above.any(axis=0), its[first], -1)
@@ -179,10 +188,8 @@ def lowrank_interval(iterations, errors, eps: float) -> LowRankInterval:
         ``‖W(k) − A_r‖₂`` per record, e.g. from :func:`spectral_truncation_error`.
     eps : float, > 0
     """
-    its = np.asarray(iterations)
     err = check_finite("errors", errors)
-    if its.ndim != 1 or err.shape[:1] != its.shape:
-        raise ValueError(f"errors must have shape (R, ...) with R = len(iterations) = {its.size}")
+    its = _iterations(iterations, err, "errors")
     eps = float(check_nonnegative("eps", eps))
     inside = err <= eps
     batch = err.shape[1:]

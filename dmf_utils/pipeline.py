@@ -255,7 +255,9 @@ _TIMING_KEYS = ("start_time", "end_time", "duration")
 
 
 def normalize_notebook(nb):
-    """Remove what changes from run to run (timestamps, paths, random injected-cell ids)."""
+    """Remove what changes from run to run or machine to machine (timestamps, paths, random
+    injected-cell ids, the Python patch version)."""
+    nb.metadata.get("language_info", {}).pop("version", None)
     pm_meta = nb.metadata.get("papermill", {})
     for key in _TIMING_KEYS + ("input_path", "output_path"):
         pm_meta.pop(key, None)
@@ -279,6 +281,17 @@ def _kernel_environment(figures_dir: Path):
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+_STAGING = ".staging-"  # staging directories: .staging-<pid>-<random> inside the figure directory
+
+
+def _remove_orphaned_staging(out_dir: Path) -> None:
+    """Delete staging directories left by runs that were killed (their process is gone)."""
+    for path in out_dir.glob(f"{_STAGING}*"):
+        pid = path.name[len(_STAGING):].split("-")[0]
+        if Path("/proc").is_dir() and not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _failed_cell(nb) -> str:
@@ -310,9 +323,11 @@ def run_entry(
     smoke : bool
         Start from the manifest's smoke parameters.
     out_dir : Path
-        Where figures go (default ``figures/``).
+        Where figures go (default ``figures/``; ``build/smoke/`` for smoke runs, so quick
+        figures never replace the real ones).
     build_dir : Path
-        Where the executed notebook goes (default ``build/``), as ``<id>.ipynb``.
+        Where the executed notebook goes (default ``build/``), as ``<id>.ipynb``; smoke runs
+        use its ``smoke/`` subdirectory.
     store : bool
         Also write the executed, normalized notebook back to ``notebooks/<id>.ipynb``
         (default parameters only: it is the committed reference for nbval).
@@ -333,15 +348,16 @@ def run_entry(
     params = resolve_parameters(entry, overrides, smoke=smoke)
     if store and params:
         raise ParameterError(f"{entry.id}: --store keeps default-parameter runs only; drop -p/--smoke")
-    out_dir = Path(out_dir or FIGURES_DIR)
-    build_dir = Path(build_dir or BUILD_DIR)
+    build_dir = Path(build_dir or BUILD_DIR) / ("smoke" if smoke else "")
+    out_dir = Path(out_dir or (build_dir if smoke else FIGURES_DIR))
     executed = build_dir / f"{entry.id}.ipynb"
 
     out_dir.mkdir(parents=True, exist_ok=True)
     build_dir.mkdir(parents=True, exist_ok=True)
+    _remove_orphaned_staging(out_dir)
     start = time.perf_counter()
     log(f"{entry.id}: running")
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as staging:
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f"{_STAGING}{os.getpid()}-") as staging:
         staging = Path(staging)
         scratch = staging / "executed.ipynb"
         try:

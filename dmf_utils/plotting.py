@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from ._atomic import atomic_write
+from ._atomic import atomic_write_all
 
 __all__ = [
     "FIGURES_ENV",
@@ -109,7 +109,7 @@ def check_figure(fig) -> None:
     """Raise :class:`EmptyFigureError` if a visible panel draws nothing or draws NaN/inf.
 
     Lines, collections and images are inspected; a panel counts as empty when none of
-    them holds a data point.
+    them holds a data point, or when its lines have no positive value on a log axis.
     """
     for i, ax in enumerate(fig.axes):
         if not ax.get_visible() or ax.get_label() == "<colorbar>":
@@ -121,21 +121,26 @@ def check_figure(fig) -> None:
         for c in chunks:
             if not np.isfinite(c).all():
                 raise EmptyFigureError(f"{name!r} of the figure holds NaN or inf data")
+        lines = [np.asarray(line.get_xydata(), dtype=float) for line in ax.get_lines()]
+        for axis, scale in enumerate((ax.get_xscale(), ax.get_yscale())):
+            if scale == "log" and lines and not any((xy[:, axis] > 0).any() for xy in lines if xy.size):
+                raise EmptyFigureError(f"{name!r} has a log axis but no positive data on it")
 
 
 def save_figure(fig, figure_id: str) -> list[Path]:
     """Check ``fig`` and write ``<figure_id>.pdf`` and ``.png`` into :func:`figures_dir`.
 
-    Byte-reproducible (no timestamps or version stamps, TrueType fonts) and atomic (each
-    file is written to a temporary name and renamed). Returns the two paths.
+    Byte-reproducible (no timestamps or version stamps, TrueType fonts) and atomic: both
+    files are rendered to temporary names and renamed only when both succeeded. Returns
+    the two paths.
     """
     check_figure(fig)
     out = figures_dir()
-    paths = []
-    for fmt in ("pdf", "png"):
-        write = lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, metadata=_SAVE_METADATA[fmt])
-        paths.append(atomic_write(out / f"{figure_id}.{fmt}", write))
-    return paths
+    writers = {
+        out / f"{figure_id}.{fmt}": (lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, metadata=_SAVE_METADATA[fmt]))
+        for fmt in ("pdf", "png")
+    }
+    return atomic_write_all(writers)
 
 
 def shade_intervals(ax, starts, ends, colors, labels=None, *, band=(0.90, 0.99)) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "random_orthogonal",
     "symmetric_target",
     "best_rank_r",
+    "largest_magnitude_order",
     "eigh_descending",
     "wigner_noise",
     "gaussian_noise",
@@ -89,14 +90,33 @@ def eigh_descending(matrix) -> tuple[np.ndarray, np.ndarray]:
     return w[::-1].copy(), v[:, ::-1].copy()
 
 
+def largest_magnitude_order(eigenvalues) -> np.ndarray:
+    """Indices that sort eigenvalues by decreasing magnitude, along the last axis.
+
+    Magnitudes equal to 12 significant digits count as ties, broken towards the larger
+    eigenvalue, so a computed ``1.0000000000000002`` and ``-0.9999999999999998`` tie.
+    """
+    lam = check_finite("eigenvalues", eigenvalues)
+    scale = np.abs(lam).max(axis=-1, keepdims=True)
+    magnitude = np.round(np.abs(lam) / np.where(scale > 0, scale, 1.0), 12)
+    return np.lexsort((-lam, -magnitude), axis=-1)
+
+
 def best_rank_r(matrix, r: int) -> np.ndarray:
     """Best rank-``r`` approximation (Eckart–Young, spectral and Frobenius norms), ``(n, n)``.
 
-    Computed from the SVD, so it keeps the ``r`` largest singular values; for a symmetric
-    matrix these are the ``r`` eigenvalues of largest magnitude.
+    Keeps the ``r`` largest singular values. A symmetric matrix is truncated in its
+    eigenbasis (the ``r`` eigenvalues of largest magnitude in the order of
+    :func:`largest_magnitude_order`, as :func:`dmf_utils.metrics.truncated_spectrum`), so the
+    result is symmetric.
     """
     m = check_square("matrix", matrix)
     r = check_int("r", r, minimum=0, maximum=m.shape[0])
+    if np.array_equal(m, m.T):
+        lam, v = eigh_descending(m)
+        order = largest_magnitude_order(lam)[:r]
+        b = (v[:, order] * lam[order]) @ v[:, order].T
+        return (b + b.T) / 2
     u, s, vt = np.linalg.svd(m)
     return (u[:, :r] * s[:r]) @ vt[:r]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import check_finite, check_int, check_positive
+from ._checks import check_depth, check_finite, check_int, check_positive
 from .dynamics import monotone_step_limit
 
 __all__ = [
@@ -41,10 +41,7 @@ def _params(alpha, eta, depth, eps):
     alpha = check_positive("alpha", alpha)
     eta = check_positive("eta", eta)
     eps = check_positive("eps", eps)
-    depth = np.asarray(depth)
-    if not np.issubdtype(depth.dtype, np.integer) or (depth < 2).any():
-        raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
-    return alpha, eta, depth.astype(float), eps
+    return alpha, eta, check_depth(depth), eps
 
 
 def _finish(value, void_reasons, strict: bool):
@@ -168,13 +165,12 @@ def lowrank_interval_bounds(spectrum, r: int, *, alpha, eta, depth, eps,
     alpha, eta, depth, eps : scalars or arrays broadcastable with ``spectrum[..., 0]``
     """
     lam, r = _spectrum_and_r(spectrum, r)
-    alpha, eta, depth_f, eps = _params(alpha, eta, depth, eps)
-    depth = np.asarray(depth)
+    alpha, eta, depth, eps = _params(alpha, eta, depth, eps)
     kw = dict(alpha=alpha[..., None], eta=eta[..., None], depth=depth[..., None], eps=eps[..., None])
     t0 = np.max(convergence_upper_bound(lam[..., :r], **kw, strict=False), axis=-1)
     t1 = escape_lower_bound(lam[..., r], alpha=alpha, eta=eta, depth=depth, eps=eps, strict=False)
     reasons = [
-        _alpha_void(alpha, depth_f, eps),
+        _alpha_void(alpha, depth, eps),
         (~(eta < monotone_step_limit(lam[..., 0], depth)),
          "the step-size condition eta N lambda_1^(2-2/N) < 1 fails (THEORY.md §4)"),
         (~(lam[..., r - 1] > lam[..., r]), "Theorem A needs lambda_r > lambda_{r+1} (THEORY.md §4)"),
@@ -200,8 +196,7 @@ def perturbed_interval_bounds(spectrum, r: int, delta, *, alpha, eta, depth, eps
     if (delta < 0).any():
         raise ValueError("delta must be >= 0")
     n_grid = check_int("n_grid", n_grid, minimum=2)
-    alpha, eta, depth_f, eps = _params(alpha, eta, depth, eps)
-    depth = np.asarray(depth)
+    alpha, eta, depth, eps = _params(alpha, eta, depth, eps)
     low, high = lam[..., r - 1] - delta, lam[..., 0] + delta
     grid = low[..., None] + (high - low)[..., None] * np.linspace(0.0, 1.0, n_grid)
     kw = dict(alpha=alpha[..., None], eta=eta[..., None], depth=depth[..., None], eps=eps[..., None])
@@ -209,7 +204,7 @@ def perturbed_interval_bounds(spectrum, r: int, delta, *, alpha, eta, depth, eps
     t1 = escape_lower_bound(lam[..., r] + delta, alpha=alpha, eta=eta, depth=depth, eps=eps,
                             strict=False)
     reasons = [
-        _alpha_void(alpha, depth_f, eps),
+        _alpha_void(alpha, depth, eps),
         (~(eta < monotone_step_limit(high, depth)),
          "the step-size condition eta N (lambda_1 + delta)^(2-2/N) < 1 fails (THEORY.md §5)"),
         (~(low > np.maximum(lam[..., r] + delta, 0)),

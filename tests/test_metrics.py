@@ -93,3 +93,20 @@ def test_lowrank_interval_batch_empty_and_closed():
     assert iv.length.tolist() == [2, 2, 0]
     with pytest.raises(ValueError, match="errors must have shape"):
         lowrank_interval(its, err[:4], 0.5)
+
+
+def test_rank_measures_are_scale_free_at_the_extremes():
+    for scale in (1e-200, 1e200, 1e308):
+        assert stable_rank([scale, scale]) == pytest.approx(2.0)
+        assert effective_rank([scale, scale]) == pytest.approx(2.0)
+
+
+def test_inputs_are_validated():
+    with pytest.raises(ValueError, match="strictly increasing"):
+        lowrank_interval([0, 2, 1], [0.0, 0.0, 0.0], 0.1)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        hitting_time([0.0, 1.0], [0.0, 1.0], 0.5)
+    with pytest.raises(ValueError, match="non-empty"):
+        lowrank_interval([], np.zeros((0,)), 0.1)
+    with pytest.raises(TypeError, match="r must be an integer"):
+        truncated_spectrum([1.0, 2.0], True)

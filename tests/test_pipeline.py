@@ -1,8 +1,12 @@
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
+import papermill
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -47,9 +51,21 @@ def test_manifest_entries_are_complete_and_valid():
         assert set(entry.outputs) == {f"{entry.id}.pdf", f"{entry.id}.png"}
         assert entry.smoke, f"{entry.id} has no smoke parameters"
         pipeline.resolve_parameters(entry, {}, smoke=True)  # raises if the smoke set is invalid
-        # papermill's own parser warns on parameter lines holding more than one '='
-        cell = next(c for c in nbformat.read(entry.notebook, 4).cells if "parameters" in c.metadata.get("tags", []))
-        assert all(line.count("=") <= 1 for line in cell.source.splitlines()), entry.id
+        # papermill's own parser must agree (it warns about "unknown" parameters otherwise)
+        assert set(papermill.inspect_notebook(str(entry.notebook))) == set(
+            pipeline.notebook_parameters(entry.notebook)), entry.id
+
+
+def test_committed_notebooks_carry_the_outputs_nbval_compares():
+    """nbval compares nothing in an unexecuted notebook: every code cell must have run and
+    the last cell must print the notebook's check lines."""
+    for entry in pipeline.load_manifest().values():
+        nb = nbformat.read(entry.notebook, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(c.execution_count is not None for c in code), entry.id
+        text = "".join(o.get("text", "") for o in code[-1].outputs if o.output_type == "stream")
+        assert "held in" in text, entry.id
+        assert nb.metadata.get("papermill", {}).get("parameters") == {}, f"{entry.id}: not a default run"
 
 
 def test_notebook_parameters_reads_literals(tiny):
@@ -229,3 +245,47 @@ def test_divergent_step_size_fails_without_writing_a_figure(tmp_path):
     assert proc.returncode == 1
     assert "DivergenceError" in proc.stderr and "stability limit" in proc.stderr and "eta=" in proc.stderr
     assert not list(out.iterdir())
+
+
+def test_smoke_runs_go_to_build_smoke_not_figures(tiny, tmp_path):
+    result = pipeline.run_entry(tiny, smoke=True, build_dir=tmp_path / "build")
+    assert result.executed == tmp_path / "build" / "smoke" / "tiny.ipynb"
+    assert {p.parent for p in result.outputs} == {tmp_path / "build" / "smoke"}
+
+
+def test_orphaned_staging_directories_are_removed(tiny, tmp_path):
+    out = tmp_path / "figs"
+    dead = out / ".staging-999999999-abc"  # no such process
+    dead.mkdir(parents=True)
+    live = out / f".staging-{os.getpid()}-abc"  # this process: a run in progress
+    live.mkdir()
+    pipeline.run_entry(tiny, out_dir=out, build_dir=tmp_path / "build")
+    assert not dead.exists() and live.exists()
+
+
+def test_sigterm_leaves_no_staging_and_good_figures(tmp_path):
+    out, build = tmp_path / "figs", tmp_path / "build"
+    cmd = [sys.executable, "-m", "dmf_utils", "run", "thm_a_spectral_conditions", "--out", str(out),
+           "--build", str(build)]
+    out.mkdir()
+    (out / "thm_a_spectral_conditions.png").write_bytes(b"good")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(300):  # wait until the notebook is executing
+        if list(out.glob(".staging-*")):
+            break
+        time.sleep(0.05)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert sorted(p.name for p in out.iterdir()) == ["thm_a_spectral_conditions.png"]
+    assert (out / "thm_a_spectral_conditions.png").read_bytes() == b"good"
+
+
+@pytest.mark.parametrize("notebook_id", list(pipeline.load_manifest()))
+def test_every_smoke_set_runs(notebook_id, tmp_path):
+    """The quick parameters of every notebook pass its own checks (`make smoke`)."""
+    entry = pipeline.load_manifest()[notebook_id]
+    result = pipeline.run_entry(entry, smoke=True, out_dir=tmp_path, build_dir=tmp_path)
+    assert sorted(p.name for p in result.outputs) == sorted(entry.outputs)

@@ -75,6 +75,31 @@ def test_failed_save_keeps_the_previous_figure(out, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == ["keep.pdf", "keep.png"]
 
 
+def test_failed_png_keeps_both_previous_files(out, monkeypatch):
+    save_figure(_figure(), "pair")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    fig = _figure((3.0, 2.0, 1.0))
+    real = fig.savefig
+
+    def png_fails(path, format=None, **kwargs):
+        if format == "png":
+            raise OSError("disk full")
+        real(path, format=format, **kwargs)
+
+    monkeypatch.setattr(fig, "savefig", png_fails)
+    with pytest.raises(OSError, match="disk full"):
+        save_figure(fig, "pair")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the PDF was not replaced alone
+
+
+def test_log_axis_without_positive_data_is_refused(out):
+    fig = _figure((0.0, -1.0, -2.0))
+    with pytest.warns(UserWarning, match="no positive values"):
+        fig.axes[0].set_yscale("log")
+    with pytest.raises(EmptyFigureError, match="log axis but no positive data"):
+        save_figure(fig, "log")
+
+
 def test_check_figure_accepts_images_and_shaded_intervals(out):
     fig, (a, b) = plt.subplots(1, 2)
     a.imshow(np.arange(4.0).reshape(2, 2))

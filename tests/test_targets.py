@@ -86,3 +86,18 @@ def test_noise_of_size_zero_and_bad_delta(noise):
     assert not noise(5, 0.0, rng=0).any()
     with pytest.raises(ValueError, match="delta must be finite and >= 0"):
         noise(5, -0.1, rng=0)
+
+
+def test_best_rank_r_with_tied_magnitudes_stays_symmetric():
+    from dmf_utils.metrics import truncated_spectrum
+
+    t = symmetric_target([3.0, 1.0, 0.2, 0.0, -0.5, -1.0], rng=0)  # |1| = |-1| tie at r = 2
+    b = best_rank_r(t.matrix, 2)
+    np.testing.assert_array_equal(b, b.T)
+    v = t.eigenvectors
+    np.testing.assert_allclose(b, (v * truncated_spectrum(t.eigenvalues, 2)) @ v.T, atol=1e-12)
+
+
+def test_complex_input_is_refused():
+    with pytest.raises(TypeError, match="spectrum must be real numbers"):
+        symmetric_target([1.0 + 1j, 2.0], rng=0)
