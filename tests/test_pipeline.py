@@ -289,3 +289,9 @@ def test_every_smoke_set_runs(notebook_id, tmp_path):
     entry = pipeline.load_manifest()[notebook_id]
     result = pipeline.run_entry(entry, smoke=True, out_dir=tmp_path, build_dir=tmp_path)
     assert sorted(p.name for p in result.outputs) == sorted(entry.outputs)
+
+
+def test_readme_lists_every_notebook():
+    readme = (pipeline.REPO_ROOT / "README.md").read_text()
+    for notebook_id in pipeline.load_manifest():
+        assert f"`{notebook_id}`" in readme, notebook_id
