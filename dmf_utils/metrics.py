@@ -20,6 +20,7 @@ __all__ = [
     "stable_rank",
     "spectral_error",
     "frobenius_error",
+    "frobenius_error_eigenbasis",
     "truncated_spectrum",
     "spectral_truncation_error",
     "hitting_time",
@@ -81,6 +82,30 @@ def frobenius_error(w, reference) -> np.ndarray:
     """``‖W − M‖_F`` for matrices of shape (..., m, n) (broadcast); shape (...)."""
     d = check_finite("w", w) - check_finite("reference", reference)
     return np.linalg.norm(d, ord="fro", axis=(-2, -1))
+
+
+def frobenius_error_eigenbasis(eigenvalues, eigenvectors, reference) -> np.ndarray:
+    """``‖V diag(p) Vᵀ − M‖_F`` for many ``p`` at ``O(n)`` each (the spectral engine's records).
+
+    With ``B = Vᵀ M V`` (orthogonal ``V``): ``‖diag(p) − B‖_F² = ‖B‖_F² − Σ B_ii² + Σ (p_i − B_ii)²``.
+
+    Parameters
+    ----------
+    eigenvalues : array_like, shape (..., n)
+        ``p`` for each record (and configuration).
+    eigenvectors : array_like, shape (n, n), orthogonal
+    reference : array_like, shape (n, n)
+
+    Returns
+    -------
+    ndarray, shape (...)
+    """
+    p = check_finite("eigenvalues", eigenvalues)
+    v = check_finite("eigenvectors", eigenvectors)
+    b = v.T @ check_finite("reference", reference) @ v
+    diag = np.diag(b)
+    off = max(float((b**2).sum() - (diag**2).sum()), 0.0)
+    return np.sqrt(off + ((p - diag) ** 2).sum(axis=-1))
 
 
 def truncated_spectrum(eigenvalues, r: int) -> np.ndarray:

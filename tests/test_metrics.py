@@ -3,6 +3,7 @@ import pytest
 
 from dmf_utils.metrics import (
     effective_rank,
+    frobenius_error_eigenbasis,
     frobenius_error,
     hitting_time,
     lowrank_interval,
@@ -110,3 +111,12 @@ def test_inputs_are_validated():
         lowrank_interval([], np.zeros((0,)), 0.1)
     with pytest.raises(TypeError, match="r must be an integer"):
         truncated_spectrum([1.0, 2.0], True)
+
+
+def test_frobenius_error_eigenbasis_equals_the_matrix_norm():
+    rng = np.random.default_rng(3)
+    v = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    m = rng.standard_normal((6, 6))
+    p = rng.standard_normal((4, 6))
+    expected = [np.linalg.norm((v * row) @ v.T - m) for row in p]
+    np.testing.assert_allclose(frobenius_error_eigenbasis(p, v, m), expected, rtol=1e-12)
