@@ -1,31 +1,30 @@
 """``dmf-repro`` (also ``python -m dmf_utils``): list, inspect, run and build the notebooks.
 
 Exit status: 0 on success; 1 when a notebook fails (one of its checks, or an error: the
-message names the cell and the executed notebook in ``build/``); 2 for bad usage (unknown
-notebook or parameter, wrong type, malformed ``parameters`` cell), before anything is
-written; 130 when interrupted (Ctrl-C or SIGTERM).
+message names the cell and the executed notebook in ``build/``) or its kernel cannot start;
+2 for bad usage (unknown notebook or parameter, wrong type, malformed ``parameters`` cell),
+before anything is written; 130 when interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import signal
 import sys
 from pathlib import Path
 
-from . import pipeline
+from . import pipeline, provenance
+from .parameters import PipelineError, load_parameter_file, notebook_parameters
+
+_log = functools.partial(print, flush=True)
 
 
-def _log(message: str) -> None:
-    print(message, flush=True)
-
-
-def _entry(entries, notebook_id):
-    if notebook_id not in entries:
-        raise pipeline.ParameterError(
-            f"unknown notebook {notebook_id!r}; known: {', '.join(entries)}"
-        )
-    return entries[notebook_id]
+def _entries(entries, ids):
+    unknown = [i for i in ids if i not in entries]
+    if unknown:
+        raise pipeline.ParameterError(f"unknown notebook {unknown[0]!r}; known: {', '.join(entries)}")
+    return [entries[i] for i in ids] if ids else list(entries.values())
 
 
 def _overrides(pairs) -> dict[str, str]:
@@ -45,8 +44,8 @@ def _cmd_list(args, entries):
 
 
 def _cmd_params(args, entries):
-    entry = _entry(entries, args.id)
-    params = pipeline.notebook_parameters(entry.notebook)
+    (entry,) = _entries(entries, [args.id])
+    params = notebook_parameters(entry.notebook)
     width = max(map(len, params), default=0)
     for name, value in params.items():
         smoke = f"   smoke: {entry.smoke[name]!r}" if name in entry.smoke else ""
@@ -54,19 +53,33 @@ def _cmd_params(args, entries):
 
 
 def _cmd_run(args, entries):
-    entry = _entry(entries, args.id)
-    pipeline.run_entry(
-        entry, _overrides(args.param), smoke=args.smoke, out_dir=args.out, build_dir=args.build,
-        store=args.store, log=_log,
-    )
+    (entry,) = _entries(entries, [args.id])
+    file_values = load_parameter_file(args.params) if args.params else None
+    pipeline.resolve_parameters(entry, _overrides(args.param), smoke=args.smoke, file_values=file_values)
+    pipeline.preflight_kernel()
+    pipeline.run_entry(entry, _overrides(args.param), file_values=file_values, smoke=args.smoke,
+                       out_dir=args.out, build_dir=args.build, store=args.store, log=_log)
 
 
 def _cmd_build(args, entries):
-    for entry in entries.values():  # validate all before running any
-        pipeline.resolve_parameters(entry, {}, smoke=args.smoke)
-    for entry in entries.values():
-        pipeline.run_entry(entry, smoke=args.smoke, out_dir=args.out, build_dir=args.build,
-                           store=args.store, log=_log)
+    pipeline.build(_entries(entries, args.ids), smoke=args.smoke, out_dir=args.out, build_dir=args.build,
+                   store=args.store, force=args.force, jobs=args.jobs, keep_going=args.keep_going, log=_log)
+
+
+def _cmd_provenance(args, entries):
+    (entry,) = _entries(entries, [args.id])
+    path = Path(args.out or pipeline.FIGURES_DIR) / f"{entry.id}.json"
+    if not path.is_file():
+        raise PipelineError(f"no provenance record at {path}: run `dmf-repro run {entry.id}` first")
+    print(provenance.format_record(provenance.read_record(path)))
+
+
+def _cmd_baseline(args, entries):
+    from . import baselines
+
+    for entry in _entries(entries, args.ids):
+        path = baselines.update_baseline(entry, log=_log)
+        _log(f"{entry.id}: baseline written to {pipeline._relative(path)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,12 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="notebook ids and the claims they support")
     p = sub.add_parser("params", help="a notebook's parameters: names, types, defaults")
     p.add_argument("id")
-    for name, helptext in (("run", "run one notebook"), ("build", "run every notebook")):
+    p = sub.add_parser("provenance", help="where a figure came from (its <id>.json, readably)")
+    p.add_argument("id")
+    p.add_argument("--out", type=Path, default=None, help="figure directory (default figures/)")
+    p = sub.add_parser("baseline", help="refresh the figure-regression baselines (smoke parameters)")
+    p.add_argument("ids", nargs="*", metavar="ID", help="notebooks (default: all)")
+    for name, helptext in (("run", "run one notebook"), ("build", "run every notebook (or the ones named)")):
         p = sub.add_parser(name, help=helptext)
         if name == "run":
             p.add_argument("id")
             p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
                            help="override a parameter (typed by its default); repeatable")
+            p.add_argument("--params", type=Path, metavar="FILE.yaml",
+                           help="parameter values from a YAML mapping (-p wins over it)")
+        else:
+            p.add_argument("ids", nargs="*", metavar="ID", help="notebooks (default: all)")
+            p.add_argument("--force", action="store_true", help="rebuild even if the inputs are unchanged")
+            p.add_argument("--jobs", type=int, default=1, metavar="N", help="notebooks run in parallel")
+            p.add_argument("--keep-going", action="store_true",
+                           help="finish the other notebooks after a failure (still exit 1)")
         p.add_argument("--smoke", action="store_true", help="use the manifest's quick parameters")
         p.add_argument("--out", type=Path, default=None,
                        help="figure directory (default figures/, or build/smoke/ with --smoke)")
@@ -95,17 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C: staging removed, kernel stopped
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"list": _cmd_list, "params": _cmd_params, "run": _cmd_run, "build": _cmd_build}
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    if getattr(args, "jobs", 1) < 1:
+        print("dmf-repro: error: --jobs must be >= 1", file=sys.stderr)
+        return 2
+    commands = {"list": _cmd_list, "params": _cmd_params, "run": _cmd_run, "build": _cmd_build,
+                "provenance": _cmd_provenance, "baseline": _cmd_baseline}
+    previous = signal.signal(signal.SIGTERM, pipeline.terminate_on_sigterm)
     try:
         commands[args.command](args, pipeline.load_manifest())
-    except pipeline.PipelineError as err:
+    except PipelineError as err:
         print(f"dmf-repro: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:

@@ -1,21 +1,27 @@
-"""Run the collection's notebooks with papermill: manifest, typed parameters, staging.
+"""Run the collection's notebooks with papermill: manifest, kernel, staging, builds.
 
 A run validates every parameter against the notebook's single ``parameters`` cell before
 anything is written, executes the notebook in this interpreter's own kernel, writes the
-executed notebook to ``build/<id>.ipynb`` and moves the declared figures from a staging
-directory into the output directory only once the notebook has succeeded and produced all
-of them.
+executed notebook to ``build/<id>.ipynb`` and moves the declared figures — plus their
+provenance record ``<id>.json`` — from a staging directory into the output directory only
+once the notebook has succeeded and produced all of them. A build runs every manifest entry,
+skipping those whose inputs are unchanged, optionally in parallel.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
+import functools
+import importlib.util
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -23,11 +29,20 @@ import ipykernel.kernelspec
 import nbformat
 import yaml
 from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.manager import AsyncKernelManager, KernelManager
 from traitlets import default
 
+from . import provenance
 from ._atomic import atomic_write
-from .plotting import FIGURES_ENV, _REPO_ROOT
+from .parameters import (
+    ParameterError,
+    PipelineError,
+    conform,
+    describe,
+    notebook_parameters,
+    parse_value,
+)
+from .plotting import _REPO_ROOT, FIGURES_ENV
 
 __all__ = [
     "REPO_ROOT",
@@ -35,17 +50,19 @@ __all__ = [
     "BUILD_DIR",
     "FIGURES_DIR",
     "MANIFEST",
+    "LOCK_FILE",
     "PipelineError",
     "ParameterError",
     "NotebookFailed",
+    "KernelUnavailable",
     "Entry",
     "RunResult",
     "load_manifest",
-    "notebook_parameters",
-    "parse_value",
     "resolve_parameters",
+    "preflight_kernel",
     "normalize_notebook",
     "run_entry",
+    "build",
     "CurrentEnvKernelManager",
 ]
 
@@ -54,9 +71,11 @@ NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 BUILD_DIR = REPO_ROOT / "build"
 FIGURES_DIR = REPO_ROOT / "figures"
 MANIFEST = NOTEBOOKS_DIR / "manifest.yaml"
+LOCK_FILE = REPO_ROOT / "requirements.lock"
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 # The kernel inherits these: stable reprs, one BLAS thread (deterministic last digits and no
-# oversubscription on a shared machine), matplotlib's inline backend.
+# oversubscription on a shared machine, also when notebooks run in parallel), inline figures.
 KERNEL_ENV = {
     "PYTHONHASHSEED": "0",
     "OPENBLAS_NUM_THREADS": "1",
@@ -65,20 +84,12 @@ KERNEL_ENV = {
 }
 
 
-class PipelineError(Exception):
-    """A run could not be done; ``exit_code`` is what the CLI returns."""
-
-    exit_code = 1
-
-
-class ParameterError(PipelineError):
-    """Unknown name, wrong type, or a notebook without exactly one ``parameters`` cell."""
-
-    exit_code = 2
-
-
 class NotebookFailed(PipelineError):
     """The notebook raised, or finished without writing a declared output."""
+
+
+class KernelUnavailable(PipelineError):
+    """The notebook kernel cannot be started; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +105,13 @@ class Entry:
 
 @dataclass(frozen=True)
 class RunResult:
+    """What a run did: ``status`` is ``"done"`` or ``"skipped"`` (inputs unchanged)."""
+
     entry: Entry
+    status: str
     parameters: dict
     outputs: tuple[Path, ...]
-    executed: Path
+    executed: Path | None
     seconds: float
 
 
@@ -117,117 +131,32 @@ def load_manifest(path: Path = MANIFEST) -> dict[str, Entry]:
     return entries
 
 
-def _parameter_cells(nb) -> list:
-    return [
-        c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])
-    ]
+def resolve_parameters(entry: Entry, overrides: Mapping[str, str] | None = None, *, smoke: bool = False,
+                       file_values: Mapping | None = None) -> dict:
+    """The typed parameters to inject, from (lowest priority first) the manifest's smoke
+    set, a parameter file's values and ``-p`` strings.
 
-
-def notebook_parameters(path: Path) -> dict:
-    """Names and defaults of the single ``parameters`` cell of a notebook, in order.
-
-    Raises :class:`ParameterError` if there is not exactly one such cell or if it holds
-    anything but assignments of literals to names.
-    """
-    nb = nbformat.read(path, as_version=4)
-    cells = _parameter_cells(nb)
-    if len(cells) != 1:
-        raise ParameterError(
-            f"{Path(path).name}: {len(cells)} cells are tagged 'parameters'; exactly one is needed"
-        )
-    params = {}
-    for node in ast.parse(cells[0].source).body:
-        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
-            node.target if isinstance(node, ast.AnnAssign) else None
-        )
-        try:
-            if not isinstance(target, ast.Name) or node.value is None:
-                raise ValueError
-            params[target.id] = ast.literal_eval(node.value)
-        except ValueError:
-            raise ParameterError(
-                f"{Path(path).name}: the parameters cell may only assign literals to names; "
-                f"line {node.lineno} does not"
-            ) from None
-    return params
-
-
-def _describe(params: Mapping) -> str:
-    return ", ".join(f"{k} ({type(v).__name__}, default {v!r})" for k, v in params.items())
-
-
-def _conform(value, default):
-    """``value`` converted to the type of ``default``; raises TypeError if it cannot be."""
-    if default is None:
-        return value
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-    elif isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(default, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif isinstance(default, str):
-        if isinstance(value, str):
-            return value
-    elif isinstance(default, (list, tuple)):
-        if isinstance(value, (list, tuple)):
-            items = [_conform(v, default[0]) for v in value] if default else list(value)
-            return type(default)(items)
-    elif isinstance(default, dict):
-        if isinstance(value, dict):
-            return value
-    raise TypeError
-
-
-def parse_value(raw: str, default):
-    """A command-line string as a value of ``default``'s type (THE typing rule of ``-p``).
-
-    Strings stay as given; everything else is read as a Python literal (``3``, ``0.5``,
-    ``1e-3``, ``[2, 3]``, ``True``, ``None``), with ``true``/``false``/``null`` also
-    accepted. Raises TypeError when the result does not fit the default's type.
-    """
-    if isinstance(default, str):
-        return raw
-    aliases = {"true": True, "false": False, "null": None, "none": None}
-    if raw.strip().lower() in aliases:
-        value = aliases[raw.strip().lower()]
-    else:
-        try:
-            value = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            if default is None:
-                return raw
-            raise TypeError from None
-    return _conform(value, default)
-
-
-def resolve_parameters(entry: Entry, overrides: Mapping[str, str], *, smoke: bool = False) -> dict:
-    """The typed parameters to inject: the manifest's smoke set (if asked), then ``overrides``.
-
-    ``overrides`` maps names to command-line strings. Raises :class:`ParameterError` naming
-    the valid parameters for an unknown name or a value of the wrong type.
+    Raises :class:`ParameterError` naming the valid parameters for an unknown name or a
+    value of the wrong type.
     """
     declared = notebook_parameters(entry.notebook)
-    resolved = {}
     sources = [("smoke set", k, v, False) for k, v in (entry.smoke.items() if smoke else ())]
-    sources += [("-p", k, v, True) for k, v in overrides.items()]
+    sources += [("parameter file", k, v, False) for k, v in (file_values or {}).items()]
+    sources += [("-p", k, v, True) for k, v in (overrides or {}).items()]
+    resolved = {}
     for origin, name, value, is_text in sources:
         if name not in declared:
             raise ParameterError(
-                f"{entry.id}: unknown parameter {name!r} ({origin}); valid parameters: "
-                f"{_describe(declared)}"
+                f"{entry.id}: unknown parameter {name!r} ({origin}); valid parameters: {describe(declared)}"
             )
-        default = declared[name]
+        default_value = declared[name]
         try:
-            resolved[name] = parse_value(value, default) if is_text else _conform(value, default)
+            resolved[name] = parse_value(value, default_value) if is_text else conform(value, default_value)
         except TypeError:
+            hint = " (quote it in YAML to make it a string)" if isinstance(default_value, str) else ""
             raise ParameterError(
-                f"{entry.id}: parameter {name!r} expects {type(default).__name__} like its "
-                f"default {default!r}, got {value!r} ({origin}); valid parameters: "
-                f"{_describe(declared)}"
+                f"{entry.id}: parameter {name!r} expects {type(default_value).__name__} like its default "
+                f"{default_value!r}, got {value!r} ({origin}){hint}; valid parameters: {describe(declared)}"
             ) from None
     return resolved
 
@@ -249,6 +178,31 @@ class CurrentEnvKernelManager(AsyncKernelManager):
     @default("kernel_spec_manager")
     def _kernel_spec_manager_default(self):
         return _CurrentEnvKernelSpecs(data_dir=self.data_dir)
+
+
+def preflight_kernel(timeout: float = 60) -> None:
+    """Start and stop the notebook kernel once; raise :class:`KernelUnavailable` with the
+    exact command that fixes the installation if it cannot start."""
+    fix = f"{sys.executable} -m pip install -r {LOCK_FILE}"
+    if importlib.util.find_spec("ipykernel") is None:
+        raise KernelUnavailable(f"ipykernel is not installed for {sys.executable}; fix: {fix}")
+    km = KernelManager(kernel_name="python3", kernel_spec_manager=_CurrentEnvKernelSpecs())
+    client = None
+    try:
+        km.start_kernel(env={**os.environ, **KERNEL_ENV})
+        client = km.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=timeout)
+    except Exception as err:  # any failure to start means the same remedy
+        raise KernelUnavailable(
+            f"the notebook kernel ({sys.executable} -m ipykernel_launcher) cannot start: "
+            f"{type(err).__name__}: {err}; fix: {fix}"
+        ) from None
+    finally:
+        if client is not None:
+            client.stop_channels()
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
 
 
 _TIMING_KEYS = ("start_time", "end_time", "duration")
@@ -303,34 +257,92 @@ def _failed_cell(nb) -> str:
     return "no cell output records the error"
 
 
+def _relative(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _code_hashes() -> tuple[str, str]:
+    """(dmf_utils source hash, lock-file hash), once per process."""
+    lock = provenance.sha256_file(LOCK_FILE) if LOCK_FILE.is_file() else "no lock file"
+    return provenance.tree_hash(PACKAGE_DIR), lock
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a run decides before executing: typed parameters, paths, inputs key."""
+
+    params: dict
+    effective: dict
+    out_dir: Path
+    build_dir: Path
+    notebook_hash: str
+    key: str
+
+
+def _plan(entry: Entry, overrides=None, *, file_values=None, smoke=False, out_dir=None, build_dir=None) -> _Plan:
+    params = resolve_parameters(entry, overrides, smoke=smoke, file_values=file_values)
+    effective = {**notebook_parameters(entry.notebook), **params}
+    build_dir = Path(build_dir or BUILD_DIR) / ("smoke" if smoke else "")
+    out_dir = Path(out_dir or (build_dir if smoke else FIGURES_DIR))
+    notebook_hash = provenance.notebook_source_hash(entry.notebook)
+    key = provenance.inputs_key(notebook_hash, effective, *_code_hashes())
+    return _Plan(params, effective, out_dir, build_dir, notebook_hash, key)
+
+
+def _unchanged(entry: Entry, out_dir: Path, key: str) -> bool:
+    """The last successful run into ``out_dir`` had the same inputs and its files are intact."""
+    record_path = out_dir / f"{entry.id}.json"
+    try:
+        record = provenance.read_record(record_path)
+    except (OSError, ValueError):
+        return False
+    if record.get("inputs_key") != key:
+        return False
+    return all(
+        (out_dir / name).is_file() and provenance.sha256_file(out_dir / name) == record["outputs"].get(name)
+        for name in entry.outputs
+    )
+
+
 def run_entry(
     entry: Entry,
     overrides: Mapping[str, str] | None = None,
     *,
+    file_values: Mapping | None = None,
     smoke: bool = False,
     out_dir: Path | None = None,
     build_dir: Path | None = None,
     store: bool = False,
+    incremental: bool = False,
     log: Callable[[str], None] = lambda message: None,
 ) -> RunResult:
-    """Execute one notebook and deliver its declared outputs.
+    """Execute one notebook and deliver its declared outputs and provenance record.
 
     Parameters
     ----------
     entry : Entry
     overrides : mapping of str to str
         ``-p name=value`` pairs, typed by :func:`resolve_parameters`.
+    file_values : mapping
+        Values from a parameter file (``--params FILE.yaml``), typed the same way.
     smoke : bool
         Start from the manifest's smoke parameters.
     out_dir : Path
-        Where figures go (default ``figures/``; ``build/smoke/`` for smoke runs, so quick
-        figures never replace the real ones).
+        Where figures and ``<id>.json`` go (default ``figures/``; ``build/smoke/`` for smoke
+        runs, so quick figures never replace the real ones).
     build_dir : Path
         Where the executed notebook goes (default ``build/``), as ``<id>.ipynb``; smoke runs
         use its ``smoke/`` subdirectory.
     store : bool
         Also write the executed, normalized notebook back to ``notebooks/<id>.ipynb``
         (default parameters only: it is the committed reference for nbval).
+    incremental : bool
+        Skip the run if the inputs are unchanged since the last successful run into
+        ``out_dir`` and its outputs are intact.
     log : callable
         Receives status lines.
 
@@ -344,13 +356,15 @@ def run_entry(
     """
     import papermill as pm  # heavy import, only needed to execute
 
-    overrides = dict(overrides or {})
-    params = resolve_parameters(entry, overrides, smoke=smoke)
-    if store and params:
-        raise ParameterError(f"{entry.id}: --store keeps default-parameter runs only; drop -p/--smoke")
-    build_dir = Path(build_dir or BUILD_DIR) / ("smoke" if smoke else "")
-    out_dir = Path(out_dir or (build_dir if smoke else FIGURES_DIR))
+    plan = _plan(entry, overrides, file_values=file_values, smoke=smoke, out_dir=out_dir, build_dir=build_dir)
+    if store and plan.params:
+        raise ParameterError(f"{entry.id}: --store keeps default-parameter runs only; drop -p/--params/--smoke")
+    params, effective, out_dir, build_dir, key = plan.params, plan.effective, plan.out_dir, plan.build_dir, plan.key
     executed = build_dir / f"{entry.id}.ipynb"
+    package_hash, lock_hash = _code_hashes()
+    if incremental and _unchanged(entry, out_dir, key):
+        log(f"{entry.id}: skipped (inputs unchanged)")
+        return RunResult(entry, "skipped", effective, tuple(out_dir / n for n in entry.outputs), None, 0.0)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -363,33 +377,128 @@ def run_entry(
         try:
             with _kernel_environment(staging):
                 pm.execute_notebook(
-                    str(entry.notebook),
-                    str(scratch),
-                    parameters=params,
-                    kernel_name="python3",
-                    kernel_manager_class=CurrentEnvKernelManager,
-                    cwd=str(entry.notebook.parent),
-                    progress_bar=False,
-                    log_output=False,
+                    str(entry.notebook), str(scratch), parameters=params, kernel_name="python3",
+                    kernel_manager_class=CurrentEnvKernelManager, cwd=str(entry.notebook.parent),
+                    progress_bar=False, log_output=False,
                 )
         except pm.PapermillExecutionError:
             nb = normalize_notebook(nbformat.read(scratch, as_version=4))
             atomic_write(executed, lambda tmp: nbformat.write(nb, tmp))
-            raise NotebookFailed(f"{entry.id}: {_failed_cell(nb)}; see {executed}") from None
+            raise NotebookFailed(f"{entry.id}: {_failed_cell(nb)}; see {_relative(executed)}") from None
         nb = normalize_notebook(nbformat.read(scratch, as_version=4))
         atomic_write(executed, lambda tmp: nbformat.write(nb, tmp))
-        missing = [name for name in entry.outputs if not (staging / name).is_file()
-                   or (staging / name).stat().st_size == 0]
+        missing = [n for n in entry.outputs if not (staging / n).is_file() or (staging / n).stat().st_size == 0]
         if missing:
-            raise NotebookFailed(
-                f"{entry.id}: finished without writing {', '.join(missing)}; see {executed}"
-            )
+            raise NotebookFailed(f"{entry.id}: finished without writing {', '.join(missing)}; see {_relative(executed)}")
+        seconds = time.perf_counter() - start
+        record = {
+            "id": entry.id,
+            "claim": entry.claim,
+            "parameters": effective,
+            "overrides": params,
+            "smoke": smoke,
+            "notebook": {"path": _relative(entry.notebook), "sha256": plan.notebook_hash},
+            "dmf_utils_sha256": package_hash,
+            "lock_sha256": lock_hash,
+            "inputs_key": key,
+            "git": provenance.git_state(REPO_ROOT),
+            "environment": provenance.environment(),
+            "outputs": {n: provenance.sha256_file(staging / n) for n in entry.outputs},
+            "wall_time_s": round(seconds, 3),
+        }
+        provenance.write_record(staging / f"{entry.id}.json", record)
         delivered = []
-        for name in entry.outputs:
+        for name in entry.outputs + (f"{entry.id}.json",):  # the record last: it vouches for the rest
             os.replace(staging / name, out_dir / name)
             delivered.append(out_dir / name)
     if store:
         atomic_write(entry.notebook, lambda tmp: nbformat.write(nb, tmp))
-    seconds = time.perf_counter() - start
     log(f"{entry.id}: done in {seconds:.1f}s")
-    return RunResult(entry, params, tuple(delivered), executed, seconds)
+    return RunResult(entry, "done", effective, tuple(delivered[:-1]), executed, seconds)
+
+
+def terminate_on_sigterm(signum, frame):
+    """Signal handler: SIGTERM cleans up like Ctrl-C (staging removed, kernel stopped)."""
+    raise KeyboardInterrupt
+
+
+def _worker_init():
+    signal.signal(signal.SIGTERM, terminate_on_sigterm)
+
+
+def build(
+    entries,
+    *,
+    smoke: bool = False,
+    out_dir: Path | None = None,
+    build_dir: Path | None = None,
+    store: bool = False,
+    force: bool = False,
+    jobs: int = 1,
+    keep_going: bool = False,
+    log: Callable[[str], None] = lambda message: None,
+) -> list[RunResult]:
+    """Run several entries: skip the unchanged ones (unless ``force``), ``jobs`` at a time.
+
+    Every entry's parameters are validated before any runs; the kernel is checked once
+    before the first notebook runs. Each running notebook is one process with one BLAS
+    thread. On a failure the others are cancelled, unless ``keep_going``: then all finish
+    and :class:`NotebookFailed` lists every failure at the end.
+    """
+    entries = list(entries)
+    for entry in entries:
+        resolve_parameters(entry, smoke=smoke)
+    kwargs = dict(smoke=smoke, out_dir=out_dir, build_dir=build_dir, store=store, incremental=not force)
+    failures, results = [], []
+
+    def finish(entry, outcome):
+        if isinstance(outcome, NotebookFailed):
+            log(f"{entry.id}: failed → {outcome}")
+            failures.append(str(outcome))
+            if not keep_going:
+                raise NotebookFailed(str(outcome))
+        else:
+            results.append(outcome)
+
+    checked = False
+    if jobs <= 1:
+        for entry in entries:
+            if not checked and (force or not _would_skip(entry, **kwargs)):
+                preflight_kernel()
+                checked = True
+            try:
+                outcome = run_entry(entry, **kwargs, log=log)
+            except NotebookFailed as err:
+                outcome = err
+            finish(entry, outcome)
+    else:
+        if force or not all(_would_skip(e, **kwargs) for e in entries):
+            preflight_kernel()
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init)
+        try:
+            futures = {pool.submit(run_entry, e, **kwargs, log=functools.partial(print, flush=True)): e
+                       for e in entries}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    try:
+                        outcome = future.result()
+                    except NotebookFailed as err:
+                        outcome = err
+                    finish(futures[future], outcome)
+        except BaseException:
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()  # workers clean their staging on SIGTERM
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+    if failures:
+        raise NotebookFailed(f"{len(failures)} of {len(entries)} notebooks failed: " + " | ".join(failures))
+    return results
+
+
+def _would_skip(entry: Entry, *, smoke, out_dir, build_dir, **_) -> bool:
+    """Whether an incremental run of ``entry`` would be skipped (no kernel needed)."""
+    plan = _plan(entry, smoke=smoke, out_dir=out_dir, build_dir=build_dir)
+    return _unchanged(entry, plan.out_dir, plan.key)

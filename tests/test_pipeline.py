@@ -10,7 +10,7 @@ import papermill
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from dmf_utils import cli, pipeline
+from dmf_utils import baselines, cli, pipeline
 from dmf_utils.pipeline import Entry, NotebookFailed, ParameterError
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -91,6 +91,7 @@ def test_malformed_parameters_cells_are_refused(tmp_path, params, extra, match):
     "raw, default, expected",
     [
         ("4", 3, 4),
+        ("010", 3, 10),  # YAML 1.2: decimal, not octal
         ("4", 0.5, 4.0),
         ("1e-3", 0.5, 0.001),
         ("true", False, True),
@@ -98,7 +99,9 @@ def test_malformed_parameters_cells_are_refused(tmp_path, params, extra, match):
         ("[2, 3]", [4], [2, 3]),
         ("[0, 0.5]", [0.1], [0.0, 0.5]),
         ("007", "seed", "007"),
+        ("yes", "seed", "yes"),
         ("None", None, None),
+        ("null", None, None),
         ("hello", None, "hello"),
     ],
 )
@@ -107,7 +110,8 @@ def test_parse_value_types_by_default(raw, default, expected):
     assert value == expected and type(value) is type(expected)
 
 
-@pytest.mark.parametrize("raw, default", [("3.5", 3), ("x", 3), ("1", True), ("[1.5]", [2]), ("2", [2])])
+@pytest.mark.parametrize("raw, default", [("3.5", 3), ("x", 3), ("1", True), ("yes", True), ("[1.5]", [2]),
+                                          ("2", [2]), ("[1, 2", [2])])
 def test_parse_value_rejects_wrong_types(raw, default):
     with pytest.raises(TypeError):
         pipeline.parse_value(raw, default)
@@ -127,8 +131,9 @@ def test_resolve_parameters_names_valid_parameters(tiny):
 def test_run_delivers_outputs_and_types_parameters(tiny, tmp_path):
     out, build = tmp_path / "figs", tmp_path / "build"
     result = pipeline.run_entry(tiny, {"scale": "3", "depths": "[4]"}, out_dir=out, build_dir=build)
-    assert sorted(p.name for p in out.iterdir()) == ["tiny.pdf", "tiny.png"]
-    assert result.executed == build / "tiny.ipynb" and result.parameters == {"scale": 3.0, "depths": [4]}
+    assert sorted(p.name for p in out.iterdir()) == ["tiny.json", "tiny.pdf", "tiny.png"]
+    assert result.executed == build / "tiny.ipynb"
+    assert result.parameters == {"scale": 3.0, "depths": [4], "label": "x"}  # effective: defaults too
     nb = nbformat.read(result.executed, as_version=4)
     assert nb.cells[-1].outputs[0]["text"] == "float list x\n"
     assert "start_time" not in nb.metadata.papermill and "execution" not in nb.cells[-1].metadata
@@ -231,7 +236,8 @@ def test_notebooks_run_on_the_venv_kernel_from_a_clean_shell(tmp_path):
         env=env, capture_output=True, text=True, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["fig_eigenvalue_dynamics.pdf", "fig_eigenvalue_dynamics.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "fig_eigenvalue_dynamics.json", "fig_eigenvalue_dynamics.pdf", "fig_eigenvalue_dynamics.png"]
 
 
 def test_divergent_step_size_fails_without_writing_a_figure(tmp_path):
@@ -284,11 +290,15 @@ def test_sigterm_leaves_no_staging_and_good_figures(tmp_path):
 
 
 @pytest.mark.parametrize("notebook_id", list(pipeline.load_manifest()))
-def test_every_smoke_set_runs(notebook_id, tmp_path):
-    """The quick parameters of every notebook pass its own checks (`make smoke`)."""
+def test_every_smoke_set_runs_and_matches_its_baseline(notebook_id, tmp_path):
+    """The quick parameters of every notebook pass its own checks (`make smoke`), and the
+    figure they draw matches the committed baseline (figure regression)."""
     entry = pipeline.load_manifest()[notebook_id]
     result = pipeline.run_entry(entry, smoke=True, out_dir=tmp_path, build_dir=tmp_path)
     assert sorted(p.name for p in result.outputs) == sorted(entry.outputs)
+    png = next(p for p in result.outputs if p.suffix == ".png")
+    problem = baselines.compare_with_baseline(entry, png)
+    assert problem is None, problem
 
 
 def test_readme_lists_every_notebook():
