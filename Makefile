@@ -4,12 +4,13 @@
 # Both create .venv and install the pinned dependencies (requirements.lock) on first use.
 
 PYTHON ?= python3
+JOBS   ?= 2
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: figures smoke test lab store lock clean
+.PHONY: figures smoke test lab store baselines lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -19,17 +20,20 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
-figures: $(STAMP)                 ## every figure, default parameters
-	$(BIN)/dmf-repro build
+figures: $(STAMP)                 ## every figure, default parameters (unchanged ones are skipped)
+	$(BIN)/dmf-repro build --jobs $(JOBS)
 
 smoke: $(STAMP)                   ## every notebook with its quick smoke parameters
-	$(BIN)/dmf-repro build --smoke
+	$(BIN)/dmf-repro build --smoke --jobs $(JOBS)
 
 test: $(STAMP)                    ## unit tests and nbval, two workers, one notebook per worker
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 store: $(STAMP)                   ## refresh the committed notebooks' outputs (deliberate)
-	$(BIN)/dmf-repro build --store
+	$(BIN)/dmf-repro build --store --force --jobs $(JOBS)
+
+baselines: $(STAMP)               ## refresh the figure-regression baselines (deliberate)
+	$(BIN)/dmf-repro baseline
 
 lab: $(STAMP)                     ## JupyterLab on the venv's kernel
 	env -u JUPYTER_PATH JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab $(ROOT_FLAG)

@@ -402,7 +402,7 @@ def run_entry(
             "lock_sha256": lock_hash,
             "inputs_key": key,
             "git": provenance.git_state(REPO_ROOT),
-            "environment": provenance.environment(),
+            "environment": {**provenance.environment(), "kernel_env": KERNEL_ENV},
             "outputs": {n: provenance.sha256_file(staging / n) for n in entry.outputs},
             "wall_time_s": round(seconds, 3),
         }

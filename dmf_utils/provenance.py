@@ -100,8 +100,8 @@ def inputs_key(notebook_hash: str, parameters: dict, package_hash: str, lock_has
 
 
 def write_record(path: Path, record: dict) -> Path:
-    """Write a provenance record as indented, key-sorted JSON, atomically."""
-    text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """Write a provenance record as indented JSON (parameters in notebook order), atomically."""
+    text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
