@@ -28,6 +28,7 @@ __all__ = [
     "DivergenceError",
     "stability_limit",
     "monotone_step_limit",
+    "spectrum_step_limit",
     "every_grid",
     "log_grid",
     "SpectralTrajectory",
@@ -104,20 +105,45 @@ def _check_record(record, steps: int) -> np.ndarray:
 def _limits_text(eta, lambda_1, depth):
     return (
         f"eta={eta:.4g}, stability limit 2/(N lambda_1^(2-2/N)) = "
-        f"{float(stability_limit(lambda_1, depth)):.4g} for lambda_1={lambda_1:.4g} (largest "
-        f"|eigenvalue| of the target), N={depth} "
+        f"{float(stability_limit(lambda_1, depth)):.4g} for lambda_1={lambda_1:.4g}, N={depth} "
         f"(THEORY.md §2); monotone convergence needs eta < "
         f"{float(monotone_step_limit(lambda_1, depth)):.4g}"
     )
 
 
-def _check_step_size(eta: float, lambda_1: float, depth: int, what: str) -> None:
-    """Raise DivergenceError if ``eta >= stability_limit(lambda_1, depth)``."""
+def spectrum_step_limit(eigenvalues, depth) -> np.ndarray:
+    """Largest stable step for a symmetric target with these eigenvalues (THEORY.md §2).
+
+    ``2 / (N λ_1^{2−2/N})`` for the largest positive eigenvalue ``λ_1``; for ``N = 2`` a
+    negative eigenvalue ``λ_n`` adds ``2 / |λ_n|`` (near zero its coordinate follows
+    ``x ← x (1 + η λ_n)``), while for ``N >= 3`` negative eigenvalues add no limit.
+
+    ``eigenvalues`` has shape (..., n), ``depth`` broadcasts with (...); returns shape (...).
+    """
+    lam = check_finite("eigenvalues", eigenvalues)
+    depth = check_depth(depth)
+    positive = stability_limit(np.maximum(lam.max(axis=-1), 0.0), depth)
+    most_negative = np.minimum(lam.min(axis=-1), 0.0)
+    with np.errstate(divide="ignore"):
+        negative = np.where((depth == 2) & (most_negative < 0), 2.0 / np.abs(most_negative), np.inf)
+    return np.minimum(positive, negative)
+
+
+def _check_spectrum_step(eta: float, eigenvalues: np.ndarray, depth: int, what: str) -> None:
+    """Raise DivergenceError if ``eta`` is at or beyond :func:`spectrum_step_limit`."""
+    if eta < spectrum_step_limit(eigenvalues, depth):
+        return
+    lambda_1 = max(float(eigenvalues.max()), 0.0)
     if eta >= stability_limit(lambda_1, depth):
-        raise DivergenceError(
-            f"{what}: eta is at or beyond the stability limit, so gradient descent oscillates "
-            f"or diverges instead of converging: " + _limits_text(eta, lambda_1, depth)
-        )
+        detail = _limits_text(eta, lambda_1, depth)
+    else:
+        lam_n = float(eigenvalues.min())
+        detail = (f"eta={eta:.4g}, stability limit 2/|lambda_n| = {2 / abs(lam_n):.4g} of the negative "
+                  f"eigenvalue lambda_n={lam_n:.4g} at N=2 (THEORY.md §2)")
+    raise DivergenceError(
+        f"{what}: eta is at or beyond the stability limit, so gradient descent oscillates "
+        f"or diverges instead of converging: " + detail
+    )
 
 
 def _divergence_message(step, eta, lambda_1, depth, what):
@@ -221,11 +247,10 @@ def spectral_gd(spectrum, *, alpha, eta, depth, steps: int, record=None) -> Spec
     eta_b = np.broadcast_to(eta, batch).reshape(-1)
     depth_b = np.broadcast_to(depth_arr, batch).reshape(-1).astype(np.int64)
 
-    top = np.abs(lam_b).max(axis=1)  # ‖Ã‖₂ of each configuration
-    bad = np.flatnonzero(eta_b >= stability_limit(top, depth_b))
+    bad = np.flatnonzero(eta_b >= spectrum_step_limit(lam_b, depth_b))
     if bad.size:
         j = bad[0]
-        _check_step_size(float(eta_b[j]), float(top[j]), int(depth_b[j]), f"configuration {j}")
+        _check_spectrum_step(float(eta_b[j]), lam_b[j], int(depth_b[j]), f"configuration {j}")
 
     out = np.empty((record.size, lam_b.shape[0], n))
     for d in np.unique(depth_b):
@@ -240,7 +265,7 @@ def spectral_gd(spectrum, *, alpha, eta, depth, steps: int, record=None) -> Spec
             j = idx[cfg]
             what = f"eigenvalue index {i} with target {lam_b[j, i]:.4g}, configuration {j}"
             raise DivergenceError(
-                _divergence_message(bad_step, float(eta_b[j]), float(np.abs(lam_b[j]).max()), int(d), what)
+                _divergence_message(bad_step, float(eta_b[j]), float(max(lam_b[j].max(), 0)), int(d), what)
             )
         out[:, idx] = sub
 
@@ -359,8 +384,11 @@ def full_gd(
     sv = np.empty((record.size, n))
     spec_err = {name: np.empty(record.size) for name in refs}
     frob_err = {name: np.empty(record.size) for name in refs}
+    if np.array_equal(a, a.T):  # symmetric: the exact limit of its eigenvalues
+        _check_spectrum_step(eta, np.linalg.eigvalsh(a.astype(float)), depth, "full_gd")
+    else:  # general: the largest singular value stands in for lambda_1
+        _check_spectrum_step(eta, np.linalg.svd(a.astype(float), compute_uv=False)[:1], depth, "full_gd")
     lambda_1 = float(np.linalg.norm(a, 2))
-    _check_step_size(eta, lambda_1, depth, "full_gd")
 
     limits = threadpool_limits(limits=blas_threads, user_api="blas") if blas_threads else None
     try:
@@ -457,11 +485,10 @@ def spectral_hitting_times(spectrum, levels, *, alpha, eta, depth, max_steps, in
     alpha_b, eta_b, max_b = flat(alpha), flat(eta), flat(max_arr).astype(np.int64)
     depth_b = flat(depth_arr).astype(np.int64)
 
-    top = np.abs(lam_b).max(axis=1)  # ‖Ã‖₂ of each configuration
-    bad = np.flatnonzero(eta_b >= stability_limit(top, depth_b))
+    bad = np.flatnonzero(eta_b >= spectrum_step_limit(lam_b, depth_b))
     if bad.size:
         j = bad[0]
-        _check_step_size(float(eta_b[j]), float(top[j]), int(depth_b[j]), f"configuration {j}")
+        _check_spectrum_step(float(eta_b[j]), lam_b[j], int(depth_b[j]), f"configuration {j}")
 
     hits = np.full(lam_b.shape, -1, dtype=np.int64)
     for d in np.unique(depth_b):
@@ -486,7 +513,7 @@ def _passages_one_depth(rows, lam_all, lev_all, incl_all, alpha_all, eta_all, ma
                     cfg, i = np.argwhere(~np.isfinite(x))[0]
                     what = f"eigenvalue index {i} with target {lam[cfg, i]:.4g}, configuration {rows[cfg]}"
                     raise DivergenceError(
-                        _divergence_message(k, float(eta[cfg, 0]), float(np.abs(lam[cfg]).max()), depth, what)
+                        _divergence_message(k, float(eta[cfg, 0]), float(max(lam[cfg].max(), 0)), depth, what)
                     )
                 keep = ((hit < 0) & wanted).any(axis=1) & (last >= k)
                 if not keep.all():

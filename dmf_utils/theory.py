@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 THETA_GRID = np.round(np.arange(1, 20) * 0.05, 2)  # 0.05, 0.10, …, 0.95 (THEORY.md §3, §8)
+_PEAK_ZONE = 50  # K_up(λ) peaks at λ of a few ε: T_0(δ) samples [λ_r − δ, 50 ε] densely too
+_PEAK_POINTS = 512
 
 
 class HypothesisError(ValueError):
@@ -45,19 +47,35 @@ def _params(alpha, eta, depth, eps):
 
 
 def _finish(value, void_reasons, strict: bool):
-    """Set void entries to NaN; raise the first reason if ``strict``."""
+    """Set void entries to NaN; if ``strict``, raise for the first void entry.
+
+    ``void_reasons`` holds ``(mask, describe)`` pairs; ``describe(at)`` words the failed
+    hypothesis with the numbers of that entry, ``at(x)`` picking them out of any array.
+    """
     value = np.asarray(value, dtype=float)
     void = np.zeros(value.shape, dtype=bool)
-    for mask, reason in void_reasons:
+    for mask, describe in void_reasons:
         mask = np.broadcast_to(mask, value.shape)
         if strict and mask.any():
-            raise HypothesisError(reason)
+            index = np.unravel_index(int(np.argmax(mask)), mask.shape)
+            raise HypothesisError(describe(lambda x: float(np.broadcast_to(x, value.shape)[index])))
         void |= mask
     return np.where(void, np.nan, value)
 
 
 def _alpha_void(alpha, depth, eps):
-    return alpha**depth >= eps, "the bounds require alpha^N < eps (THEORY.md §3)"
+    return alpha**depth >= eps, lambda at: (
+        f"the bounds require alpha^N < eps (THEORY.md §3): alpha={at(alpha):.4g}, N={at(depth):.0f} give "
+        f"alpha^N={at(alpha) ** at(depth):.4g} >= eps={at(eps):.4g}"
+    )
+
+
+def _step_void(eta, lam, depth, what="lambda"):
+    limit = monotone_step_limit(lam, depth)
+    return ~(eta < limit), lambda at: (
+        f"the step-size condition eta N {what}^(2-2/N) < 1 fails (THEORY.md §2): eta={at(eta):.4g} >= "
+        f"{at(limit):.4g} for {what}={at(lam):.4g}, N={at(depth):.0f}"
+    )
 
 
 def escape_lower_bound(mu, *, alpha, eta, depth, eps, strict: bool = True) -> np.ndarray:
@@ -84,9 +102,10 @@ def convergence_upper_bound(lam, *, alpha, eta, depth, eps, thetas=THETA_GRID,
 
     Minimum over the split levels ``θ`` in ``thetas`` of ``k_1(θ) + k_2(θ)``: phase 1 until
     ``p >= θλ``, phase 2 (linear rate ``ρ(θ) = 1 − Nη(θλ)^{2−2/N}``) until ``λ − p <= ε``.
-    Void where ``λ <= 0`` or the step-size condition ``η N λ^{2−2/N} < 1`` fails
-    (THEORY.md §2). Unlike ``K_low`` it does not need ``α^N < ε`` (THEORY.md §8 quotes
-    ``K_up(1) = 31`` at ``α² = ε``); phase 1 is skipped when ``θλ <= α^N``.
+    Void where ``λ <= 0``, ``α^N >= λ`` (the coordinate must start below its target,
+    THEORY.md §2) or the step-size condition ``η N λ^{2−2/N} < 1`` fails. Unlike ``K_low``
+    it does not need ``α^N < ε`` (THEORY.md §8 quotes ``K_up(1) = 31`` at ``α² = ε``);
+    phase 1 is skipped when ``θλ <= α^N``.
     """
     lam = check_finite("lam", lam)
     alpha, eta, depth, eps = _params(alpha, eta, depth, eps)
@@ -109,12 +128,14 @@ def convergence_upper_bound(lam, *, alpha, eta, depth, eps, thetas=THETA_GRID,
         k2 = np.ceil(np.log(gap / eps_b) / -np.log(rho))
         k2 = np.where(eps_b >= gap, 0.0, k2)
         k = np.min(k1 + k2, axis=-1)
-    step_ok = eta < monotone_step_limit(lam, depth)
     return _finish(
         k,
         [
-            (~(lam > 0), "K_up(lambda) needs lambda > 0 (THEORY.md §3)"),
-            (~step_ok, "the step-size condition eta N lambda^(2-2/N) < 1 fails (THEORY.md §2)"),
+            (~(lam > 0), lambda at: f"K_up(lambda) needs lambda > 0 (THEORY.md §3), got lambda={at(lam):.4g}"),
+            (~(alpha**depth < lam), lambda at: (
+                f"K_up(lambda) needs alpha^N < lambda (THEORY.md §2), got alpha^N="
+                f"{at(alpha) ** at(depth):.4g} >= lambda={at(lam):.4g}")),
+            _step_void(eta, lam, depth),
         ],
         strict,
     )
@@ -169,12 +190,14 @@ def lowrank_interval_bounds(spectrum, r: int, *, alpha, eta, depth, eps,
     kw = dict(alpha=alpha[..., None], eta=eta[..., None], depth=depth[..., None], eps=eps[..., None])
     t0 = np.max(convergence_upper_bound(lam[..., :r], **kw, strict=False), axis=-1)
     t1 = escape_lower_bound(lam[..., r], alpha=alpha, eta=eta, depth=depth, eps=eps, strict=False)
+    lam_r, lam_next, lam_min = lam[..., r - 1], lam[..., r], lam[..., -1]
     reasons = [
         _alpha_void(alpha, depth, eps),
-        (~(eta < monotone_step_limit(lam[..., 0], depth)),
-         "the step-size condition eta N lambda_1^(2-2/N) < 1 fails (THEORY.md §4)"),
-        (~(lam[..., r - 1] > lam[..., r]), "Theorem A needs lambda_r > lambda_{r+1} (THEORY.md §4)"),
-        (~(lam[..., -1] >= 0), "Theorem A needs a positive semidefinite target (THEORY.md §4)"),
+        _step_void(eta, lam[..., 0], depth, "lambda_1"),
+        (~(lam_r > lam_next), lambda at: (
+            f"Theorem A needs lambda_r > lambda_{{r+1}} (THEORY.md §4), got {at(lam_r):.4g} <= {at(lam_next):.4g}")),
+        (~(lam_min >= 0), lambda at: (
+            f"Theorem A needs a positive semidefinite target (THEORY.md §4), got an eigenvalue {at(lam_min):.4g}")),
     ]
     t0, t1 = np.broadcast_arrays(t0, t1)
     return IntervalBounds(_finish(t0, reasons, strict), _finish(t1, reasons, strict))
@@ -183,8 +206,13 @@ def lowrank_interval_bounds(spectrum, r: int, *, alpha, eta, depth, eps,
 def perturbed_interval_bounds(spectrum, r: int, delta, *, alpha, eta, depth, eps, n_grid: int = 64,
                               strict: bool = True) -> IntervalBounds:
     """Theorem C (THEORY.md §6): ``T_0(δ) = max_{λ ∈ [λ_r − δ, λ_1 + δ]} K_up(λ)``,
-    ``T_1(δ) = K_low(λ_{r+1} + δ)``, the maximum taken over ``n_grid`` equally spaced ``λ``
-    (end points included).
+    ``T_1(δ) = K_low(λ_{r+1} + δ)``.
+
+    The maximum is taken over ``n_grid`` equally spaced ``λ`` (end points included, as in
+    THEORY.md §8) **and** over 512 geometrically spaced ``λ`` in ``[λ_r − δ, 50 ε]`` when
+    the interval reaches down there: ``K_up`` is not monotone in ``λ`` but peaks at ``λ`` of
+    a few ``ε``, which the equally spaced grid alone can miss (it would then understate
+    ``T_0(δ)``). Where ``λ_r − δ`` is far above ``ε`` the two agree.
 
     ``spectrum`` is the *clean* spectrum (shape (..., n), decreasing). Hypotheses:
     ``α^N < ε``, ``η N (λ_1 + δ)^{2−2/N} < 1``, ``λ_r − δ > 0`` and
@@ -199,16 +227,26 @@ def perturbed_interval_bounds(spectrum, r: int, delta, *, alpha, eta, depth, eps
     alpha, eta, depth, eps = _params(alpha, eta, depth, eps)
     low, high = lam[..., r - 1] - delta, lam[..., 0] + delta
     grid = low[..., None] + (high - low)[..., None] * np.linspace(0.0, 1.0, n_grid)
+    # K_up(λ) is not monotone: it peaks at λ of a few ε. Where [λ_r − δ, λ_1 + δ] reaches down
+    # there, a dense geometric grid catches the peak that the equally spaced one can miss.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        top = np.minimum(high, _PEAK_ZONE * eps)
+        ratio = np.where((low > 0) & (top > low), top / np.where(low > 0, low, 1.0), 1.0)
+        dense = low[..., None] * ratio[..., None] ** np.linspace(0.0, 1.0, _PEAK_POINTS)
+    batch = np.broadcast_shapes(grid.shape[:-1], dense.shape[:-1])
+    grid = np.concatenate([np.broadcast_to(grid, batch + grid.shape[-1:]),
+                           np.broadcast_to(dense, batch + dense.shape[-1:])], axis=-1)
     kw = dict(alpha=alpha[..., None], eta=eta[..., None], depth=depth[..., None], eps=eps[..., None])
     t0 = np.max(convergence_upper_bound(grid, **kw, strict=False), axis=-1)
     t1 = escape_lower_bound(lam[..., r] + delta, alpha=alpha, eta=eta, depth=depth, eps=eps,
                             strict=False)
+    tail = np.maximum(lam[..., r] + delta, 0)
     reasons = [
         _alpha_void(alpha, depth, eps),
-        (~(eta < monotone_step_limit(high, depth)),
-         "the step-size condition eta N (lambda_1 + delta)^(2-2/N) < 1 fails (THEORY.md §5)"),
-        (~(low > np.maximum(lam[..., r] + delta, 0)),
-         "Theorem C needs lambda_r - delta > max(lambda_{r+1} + delta, 0) (THEORY.md §6)"),
+        _step_void(eta, high, depth, "(lambda_1 + delta)"),
+        (~(low > tail), lambda at: (
+            f"Theorem C needs lambda_r - delta > max(lambda_{{r+1}} + delta, 0) (THEORY.md §6), got "
+            f"{at(low):.4g} <= {at(tail):.4g}")),
     ]
     t0, t1 = np.broadcast_arrays(t0, t1)
     return IntervalBounds(_finish(t0, reasons, strict), _finish(t1, reasons, strict))
@@ -233,8 +271,10 @@ def critical_noise(spectrum, r: int, *, alpha: float, eta: float, depth: int, ep
                                       n_grid=n_grid, strict=False)
         return bool(b.nonempty)
 
-    if not holds(0.0):
-        raise HypothesisError("no predicted low-rank interval even at delta = 0: delta* is undefined")
+    if not holds(0.0):  # name the failed hypothesis if there is one, else the empty interval
+        b = perturbed_interval_bounds(lam, r, 0.0, alpha=alpha, eta=eta, depth=depth, eps=eps, n_grid=n_grid)
+        raise HypothesisError(f"no predicted low-rank interval even at delta = 0 (T_0 = {float(b.t0):.0f} > "
+                              f"T_1 = {float(b.t1):.0f}): delta* is undefined")
     low, high = 0.0, float(lam[r - 1])  # beyond lambda_r the hypotheses fail
     if holds(high):
         return high

@@ -32,11 +32,19 @@ def test_step_limits_theory_section_2():
         stability_limit(2.0, 1)
 
 
-def test_negative_eigenvalues_count_in_the_stability_limit():
-    """Both engines use the largest |eigenvalue|: exact for N = 2, where λ = −10 diverges."""
-    for run in (lambda: spectral_gd([1.0, -10.0], alpha=0.1, eta=0.4, depth=2, steps=100),
-                lambda: full_gd(np.diag([1.0, -10.0]), alpha=0.1, eta=0.4, depth=2, steps=100)):
-        with pytest.raises(DivergenceError, match="lambda_1=10 \\(largest |eigenvalue|"):
+def test_negative_eigenvalues_count_in_the_stability_limit_for_depth_2():
+    """N = 2: a coordinate with λ < 0 follows x ← x(1 + ηλ) near 0, stable iff η < 2/|λ|."""
+    from dmf_utils.dynamics import spectrum_step_limit
+
+    assert spectrum_step_limit([1.0, -10.0], 2) == pytest.approx(0.2)
+    assert spectrum_step_limit([1.0, -10.0], 3) == pytest.approx(stability_limit(1.0, 3))
+    converged = spectral_gd([1.0, -10.0], alpha=0.1, eta=0.15, depth=2, steps=2000).eigenvalues[-1]
+    np.testing.assert_allclose(converged, [1.0, 0.0], atol=1e-12)
+    full = full_gd(np.diag([1.0, -10.0]), alpha=0.1, eta=0.15, depth=2, steps=2000)
+    np.testing.assert_allclose(full.singular_values[-1], [1.0, 0.0], atol=1e-12)
+    for run in (lambda: spectral_gd([1.0, -10.0], alpha=0.1, eta=0.25, depth=2, steps=100),
+                lambda: full_gd(np.diag([1.0, -10.0]), alpha=0.1, eta=0.25, depth=2, steps=100)):
+        with pytest.raises(DivergenceError, match=r"2/\|lambda_n\| = 0.2 of the negative eigenvalue"):
             run()
 
 

@@ -78,7 +78,9 @@ def test_void_entries_are_explicit_never_negative():
     assert np.isfinite(k[0]) and np.isnan(k[1]) and np.isnan(k[2])  # λ <= 0; step too large
     with pytest.raises(HypothesisError, match="lambda > 0"):
         convergence_upper_bound(-1.0, eta=0.1, **kw)
-    with pytest.raises(HypothesisError, match="step-size condition"):
+    with pytest.raises(HypothesisError, match="alpha\\^N < lambda"):  # starts above its target
+        convergence_upper_bound(0.1, alpha=0.9, eta=0.1, depth=2, eps=0.01)
+    with pytest.raises(HypothesisError, match="step-size condition .* eta=0.1 >= 0.0007181 for lambda=100"):
         convergence_upper_bound(100.0, eta=0.1, **kw)
     with pytest.raises(HypothesisError, match="lambda_r > lambda_\\{r\\+1\\}"):
         lowrank_interval_bounds([1.0, 0.5, 0.5], 2, alpha=0.1, eta=0.1, depth=3, eps=0.01)
@@ -96,8 +98,20 @@ def test_critical_noise_separates_nonempty_from_empty():
     assert 0.4 < d_star < 1.0  # δ = 0.4 has a nonempty interval (THEORY.md §8)
     assert perturbed_interval_bounds(SPECTRUM, 4, d_star, **kw).nonempty
     assert not perturbed_interval_bounds(SPECTRUM, 4, d_star + 1e-4, **kw, strict=False).nonempty
-    with pytest.raises(HypothesisError, match="undefined"):
+    with pytest.raises(HypothesisError, match=r"T_0 = 118 > T_1 = 64\): delta\* is undefined"):
         critical_noise(np.array([1.0, 0.5]), 1, alpha=0.1, eta=0.5 / 3, depth=3, eps=0.01)
+    with pytest.raises(HypothesisError, match="alpha\\^N=0.125 >= eps=0.05"):
+        critical_noise(SPECTRUM, 4, alpha=0.5, eta=0.01, depth=3, eps=0.05)
+
+
+def test_perturbed_bound_catches_the_peak_of_k_up_near_eps():
+    """Regression: K_up peaks at λ of a few ε; with λ_r − δ there, 64 equally spaced points
+    missed the peak and T_0(δ) fell below a true convergence time (39069)."""
+    kw = dict(alpha=0.07622, eta=0.025421, depth=3, eps=0.0044018)
+    bounds = perturbed_interval_bounds([1.9455, 0.0082047, 0.0], 2, 0.0027604, **kw)
+    noisy = np.array([1.9455, 0.0085528, 0.0027604])  # within δ of the clean spectrum
+    times = empirical_times(noisy, 2, **kw, horizon=100_000)
+    assert times.convergence > 39_000 and bounds.t0 >= times.convergence
 
 
 def test_error_bounds():
