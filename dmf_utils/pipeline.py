@@ -170,14 +170,28 @@ class _CurrentEnvKernelSpecs(KernelSpecManager):
         )
 
 
-class CurrentEnvKernelManager(AsyncKernelManager):
-    """Starts ``[sys.executable, -m, ipykernel_launcher, …]`` whatever kernelspec the
-    notebook names and whatever kernels the user's Jupyter set-up holds, so notebooks
-    always run on the interpreter that runs the pipeline (the venv's)."""
+class _CurrentEnvMixin:
+    """This interpreter's kernel, shut down without the SIGINT that jupyter_client sends
+    first (it only makes the kernel log a spurious ``KeyboardInterrupt caught in kernel``;
+    the shutdown request that follows stops it cleanly)."""
 
     @default("kernel_spec_manager")
     def _kernel_spec_manager_default(self):
         return _CurrentEnvKernelSpecs(data_dir=self.data_dir)
+
+    async def _async_interrupt_kernel(self):
+        if not self.shutting_down:
+            await super()._async_interrupt_kernel()
+
+
+class CurrentEnvKernelManager(_CurrentEnvMixin, AsyncKernelManager):
+    """Starts ``[sys.executable, -m, ipykernel_launcher, …]`` whatever kernelspec the
+    notebook names and whatever kernels the user's Jupyter set-up holds, so notebooks
+    always run on the interpreter that runs the pipeline (the venv's)."""
+
+
+class _CurrentEnvSyncKernelManager(_CurrentEnvMixin, KernelManager):
+    """The same kernel, blocking API (for the pre-flight check)."""
 
 
 def preflight_kernel(timeout: float = 60) -> None:
@@ -186,7 +200,7 @@ def preflight_kernel(timeout: float = 60) -> None:
     fix = f"{sys.executable} -m pip install -r {LOCK_FILE}"
     if importlib.util.find_spec("ipykernel") is None:
         raise KernelUnavailable(f"ipykernel is not installed for {sys.executable}; fix: {fix}")
-    km = KernelManager(kernel_name="python3", kernel_spec_manager=_CurrentEnvKernelSpecs())
+    km = _CurrentEnvSyncKernelManager(kernel_name="python3")
     client = None
     try:
         km.start_kernel(env={**os.environ, **KERNEL_ENV})
@@ -202,7 +216,7 @@ def preflight_kernel(timeout: float = 60) -> None:
         if client is not None:
             client.stop_channels()
         if km.has_kernel:
-            km.shutdown_kernel(now=True)
+            km.shutdown_kernel()
 
 
 _TIMING_KEYS = ("start_time", "end_time", "duration")
