@@ -308,7 +308,7 @@ def _initial_factors(n, depth, alpha, init, rng, dtype):
         if rng is None:
             raise ValueError("init='gaussian' needs rng (a numpy Generator or an int seed)")
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        return [(alpha / np.sqrt(n)) * gen.standard_normal((n, n)).astype(dtype) for _ in range(depth)]
+        return [((alpha / np.sqrt(n)) * gen.standard_normal((n, n))).astype(dtype) for _ in range(depth)]
     raise ValueError(f"init must be 'identity' or 'gaussian', got {init!r}")
 
 
@@ -410,14 +410,14 @@ def full_gd(
                     rec_pos += 1
                 if k == steps:
                     break
+                # η R: the backward sweep is linear in R, so every gradient comes out scaled by η
                 np.subtract(product, a, out=resid)
-                b = resid  # b = (W_N ⋯ W_{j+1})ᵀ R, built from the top layer down
+                resid *= eta
+                b = resid  # b = η (W_N ⋯ W_{j+1})ᵀ R, built from the top layer down
                 for j in range(depth - 1, 0, -1):
                     np.matmul(b, prefix[j - 1].T, out=grad)
                     b = np.matmul(ws[j].T, b, out=sweep[j % 2])
-                    grad *= eta
                     ws[j] -= grad
-                b *= eta
                 ws[0] -= b
     finally:
         if limits is not None:
