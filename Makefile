@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: figures smoke test lab store baselines lock clean
+.PHONY: figures smoke test bench lab store baselines lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -34,6 +34,9 @@ store: $(STAMP)                   ## refresh the committed notebooks' outputs (d
 
 baselines: $(STAMP)               ## refresh the figure-regression baselines (deliberate)
 	$(BIN)/dmf-repro baseline
+
+bench: $(STAMP)                   ## engine throughput against bounds measured in the same run
+	$(BIN)/python benchmarks/bench.py
 
 lab: $(STAMP)                     ## JupyterLab on the venv's kernel
 	env -u JUPYTER_PATH JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab $(ROOT_FLAG)

@@ -106,7 +106,7 @@ def main():
                           f"{1 / engine:>10.0f} it/s  {1 / bound:>12.0f} it/s{bound / engine:>8.1%}")
     pairs = 200_000
     for depth in (3, 5):
-        steps = 50 if args.quick else 200
+        steps = 200 if args.quick else 1000
         gd, hit, plain = spectral_rates(pairs, depth, steps, repeat)
         for name, rate in (("spectral_gd", gd), ("spectral_hitting_times", hit)):
             print(f"{name:<22}{pairs:>5}{depth:>3} {'float64':<8}{rate:>10.3g} up/s  "
