@@ -20,12 +20,12 @@ import sys
 import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Mapping
 
-import ipykernel.kernelspec
 import nbformat
 import yaml
 from jupyter_client.kernelspec import KernelSpecManager
@@ -165,6 +165,8 @@ class _CurrentEnvKernelSpecs(KernelSpecManager):
     """Resolves every kernel name to this interpreter's ipykernel."""
 
     def get_kernel_spec(self, kernel_name):
+        import ipykernel.kernelspec  # imported late: preflight_kernel reports it missing
+
         return self.kernel_spec_class(
             resource_dir=ipykernel.kernelspec.RESOURCES, **ipykernel.kernelspec.get_kernel_dict()
         )
@@ -197,7 +199,7 @@ class _CurrentEnvSyncKernelManager(_CurrentEnvMixin, KernelManager):
 def preflight_kernel(timeout: float = 60) -> None:
     """Start and stop the notebook kernel once; raise :class:`KernelUnavailable` with the
     exact command that fixes the installation if it cannot start."""
-    fix = f"{sys.executable} -m pip install -r {LOCK_FILE}"
+    fix = f"{sys.executable} -m pip install --force-reinstall -r {LOCK_FILE}"
     if importlib.util.find_spec("ipykernel") is None:
         raise KernelUnavailable(f"ipykernel is not installed for {sys.executable}; fix: {fix}")
     km = _CurrentEnvSyncKernelManager(kernel_name="python3")
@@ -436,8 +438,31 @@ def terminate_on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
 
+_WORKER_BUSY = False  # in a pool process: is a notebook running right now?
+
+
+def _worker_interrupted(signum, frame):
+    if _WORKER_BUSY:
+        raise KeyboardInterrupt  # the run cleans up, then _run_in_worker ends the process
+    os._exit(130)  # idle: nothing to clean up
+
+
 def _worker_init():
-    signal.signal(signal.SIGTERM, terminate_on_sigterm)
+    signal.signal(signal.SIGTERM, _worker_interrupted)
+    signal.signal(signal.SIGINT, _worker_interrupted)
+
+
+def _run_in_worker(entry, **kwargs):
+    """run_entry in a pool process; an interrupt ends the process once the run has cleaned
+    up, so the pool cannot hand it the next notebook."""
+    global _WORKER_BUSY
+    _WORKER_BUSY = True
+    try:
+        return run_entry(entry, **kwargs)
+    except KeyboardInterrupt:
+        os._exit(130)
+    finally:
+        _WORKER_BUSY = False
 
 
 def build(
@@ -467,7 +492,7 @@ def build(
 
     def finish(entry, outcome):
         if isinstance(outcome, NotebookFailed):
-            log(f"{entry.id}: failed → {outcome}")
+            log(f"{entry.id}: failed → {str(outcome).removeprefix(entry.id + ': ')}")
             failures.append(str(outcome))
             if not keep_going:
                 raise NotebookFailed(str(outcome))
@@ -489,8 +514,9 @@ def build(
         if force or not all(_would_skip(e, **kwargs) for e in entries):
             preflight_kernel()
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init)
+        futures = {}
         try:
-            futures = {pool.submit(run_entry, e, **kwargs, log=functools.partial(print, flush=True)): e
+            futures = {pool.submit(_run_in_worker, e, **kwargs, log=functools.partial(print, flush=True)): e
                        for e in entries}
             pending = set(futures)
             while pending:
@@ -500,10 +526,14 @@ def build(
                         outcome = future.result()
                     except NotebookFailed as err:
                         outcome = err
+                    except BrokenProcessPool:  # a worker was interrupted (Ctrl-C, SIGTERM)
+                        raise KeyboardInterrupt from None
                     finish(futures[future], outcome)
         except BaseException:
+            for future in futures:
+                future.cancel()
             for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()  # workers clean their staging on SIGTERM
+                process.terminate()  # workers clean their staging on SIGTERM, then exit
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)

@@ -112,7 +112,7 @@ def test_preflight_names_the_fix_when_the_kernel_cannot_start(monkeypatch):
     monkeypatch.setattr(ipykernel.kernelspec, "get_kernel_dict", lambda *a, **k: broken)
     with pytest.raises(pipeline.KernelUnavailable) as info:
         pipeline.preflight_kernel(timeout=10)
-    assert f"fix: {sys.executable} -m pip install -r {pipeline.LOCK_FILE}" in str(info.value)
+    assert f"fix: {sys.executable} -m pip install --force-reinstall -r {pipeline.LOCK_FILE}" in str(info.value)
 
 
 def _cli(*args, **kwargs):
@@ -158,26 +158,35 @@ def test_changed_figure_fails_regression_and_names_a_diff_image(tmp_path):
     assert baselines.compare_with_baseline(entry, baselines.baseline_path(entry)) is None
 
 
-def test_interrupted_parallel_build_keeps_previous_figures(tmp_path):
-    out = tmp_path / "figs"
-    out.mkdir()
-    for name in ("thm_a_spectral_conditions.png", "fig_beyond_theory.png"):
-        (out / name).write_bytes(b"good figure")
-    cmd = [sys.executable, "-m", "dmf_utils", "build", "thm_a_spectral_conditions", "fig_beyond_theory",
-           "--jobs", "2", "--force", "--out", str(out), "--build", str(tmp_path / "b")]
+@pytest.mark.parametrize("how", ["SIGINT to the process group", "SIGTERM to dmf-repro"])
+def test_interrupted_parallel_build_keeps_previous_figures(tmp_path, how):
+    """Acceptance: killing a build mid-way leaves every previously built figure intact, and
+    nothing runs after the signal (three notebooks on two jobs: one is still queued)."""
+    import os
     import signal
     import time
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(400):
+    ids = ["thm_a_spectral_conditions", "fig_beyond_theory", "fig_step_init"]
+    out = tmp_path / "figs"
+    out.mkdir()
+    for name in ids:
+        (out / f"{name}.png").write_bytes(b"good figure")
+    cmd = [sys.executable, "-m", "dmf_utils", "build", *ids, "--jobs", "2", "--force", "--out", str(out),
+           "--build", str(tmp_path / "b")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for _ in range(600):
         if len(list(out.glob(".staging-*"))) == 2:
             break
         time.sleep(0.05)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    if how.startswith("SIGINT"):
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    else:
+        proc.send_signal(signal.SIGTERM)
+    stdout, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert sorted(p.name for p in out.iterdir()) == ["fig_beyond_theory.png", "thm_a_spectral_conditions.png"]
+    assert "done in" not in stdout, stdout  # no notebook finished after the signal
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{name}.png" for name in ids)
     assert all(p.read_bytes() == b"good figure" for p in out.iterdir())
 
 
@@ -208,3 +217,12 @@ def test_notebook_lint():
                     for match in re.finditer(pattern, text):
                         assert any(re.search(c, match.group(0)) for c in covered), (
                             f"{entry.id}: volatile output {match.group(0)!r} not covered by the sanitizer")
+
+
+def test_preflight_reports_a_missing_ipykernel(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ipykernel" else real(name, *a))
+    with pytest.raises(pipeline.KernelUnavailable, match="ipykernel is not installed .* fix: .*--force-reinstall"):
+        pipeline.preflight_kernel()
