@@ -92,7 +92,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats (a smoke run)")
     args = parser.parse_args()
-    repeat = 2 if args.quick else 5
+    repeat = 2 if args.quick else 3
     blas = [f"{i['internal_api']} {i['version']}" for i in threadpool_info() if i["user_api"] == "blas"]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.2f}; numpy {np.__version__}; BLAS {', '.join(blas)}")
@@ -101,7 +101,7 @@ def main():
     print("-" * len(header))
     with threadpool_limits(limits=1, user_api="blas"):
         for n in (100, 256, 512):
-            steps = {100: 2000, 256: 300, 512: 60}[n] // (4 if args.quick else 1)
+            steps = {100: 1000, 256: 150, 512: 30}[n] // (4 if args.quick else 1)
             for depth in (3, 5):
                 for dtype in (np.float64, np.float32):
                     bound = matmul_bound(n, depth, dtype, steps, repeat)

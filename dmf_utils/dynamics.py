@@ -185,6 +185,21 @@ class SpectralTrajectory:
     depth: np.ndarray
 
 
+def _power_into(x, exponent: int, out) -> None:
+    """``out = x ** exponent`` (integer ``exponent >= 1``) by repeated squaring, then plain
+    products: fewer passes over memory than ``exponent − 1`` multiplications."""
+    if exponent == 1:
+        np.copyto(out, x)
+        return
+    np.multiply(x, x, out=out)
+    done = 2
+    while 2 * done <= exponent:
+        out *= out
+        done *= 2
+    for _ in range(exponent - done):
+        out *= x
+
+
 def _run_one_depth(x, lam, eta, depth, record, out):
     """Advance ``x`` (shape (B, n)) in place at one depth, writing ``p = x^N`` into ``out``.
 
@@ -204,9 +219,7 @@ def _run_one_depth(x, lam, eta, depth, record, out):
         if k % _CHECK_EVERY == 0 and not np.isfinite(x).all():
             return k
         # t = x^(N-1);  u = η t (x^N − λ);  x ← x − u
-        np.multiply(x, x, out=t) if depth > 2 else np.copyto(t, x)
-        for _ in range(depth - 3):
-            t *= x
+        _power_into(x, depth - 1, t)
         np.multiply(t, x, out=u)
         u -= lam
         u *= t
@@ -540,9 +553,7 @@ def _passages_one_depth(rows, lam_all, lev_all, incl_all, alpha_all, eta_all, ma
                         break
                     soonest = int(last.min())
             # t = x^(N-1), p = x^N: record passages at step k, then x ← x − η t (p − λ)
-            np.multiply(x, x, out=t) if depth > 2 else np.copyto(t, x)
-            for _ in range(depth - 3):
-                t *= x
+            _power_into(x, depth - 1, t)
             np.multiply(t, x, out=p)
             np.greater(p, lev, out=newly)
             if newly.any():  # rare: record the passage and stop watching that coordinate
