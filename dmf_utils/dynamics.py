@@ -158,6 +158,22 @@ def _check_spectrum_step(eta: float, eigenvalues: np.ndarray, depth: int, what: 
     )
 
 
+def _spectral_inputs(spectrum, alpha, eta, depth):
+    """Validated ``(spectrum, alpha, eta, depth)`` arrays of the spectral engines."""
+    lam = check_finite("spectrum", spectrum)
+    if lam.ndim == 0 or lam.shape[-1] == 0:
+        raise ValueError(f"spectrum must have a last axis of eigenvalues, got shape {lam.shape}")
+    return lam, check_positive("alpha", alpha), check_positive("eta", eta), check_depth(depth)
+
+
+def _refuse_unstable(lam_b, eta_b, depth_b) -> None:
+    """DivergenceError for the first configuration (rows of ``lam_b``) whose step is unstable."""
+    bad = np.flatnonzero(eta_b >= spectrum_step_limit(lam_b, depth_b))
+    if bad.size:
+        j = bad[0]
+        _check_spectrum_step(float(eta_b[j]), lam_b[j], int(depth_b[j]), f"configuration {j}")
+
+
 def _divergence_message(step, eta, lambda_1, depth, what):
     return f"gradient descent diverged by step {step} ({what}): " + _limits_text(eta, lambda_1, depth)
 
@@ -256,12 +272,7 @@ def spectral_gd(spectrum, *, alpha, eta, depth, steps: int, record=None) -> Spec
         If an iterate becomes non-finite; the message names the step, eigenvalue, ``η``
         and the stability limit.
     """
-    lam = check_finite("spectrum", spectrum)
-    if lam.ndim == 0 or lam.shape[-1] == 0:
-        raise ValueError(f"spectrum must have a last axis of eigenvalues, got shape {lam.shape}")
-    alpha = check_positive("alpha", alpha)
-    eta = check_positive("eta", eta)
-    depth_arr = check_depth(depth)
+    lam, alpha, eta, depth_arr = _spectral_inputs(spectrum, alpha, eta, depth)
     steps = check_int("steps", steps, minimum=0)
     record = _check_record(record, steps)
 
@@ -272,10 +283,7 @@ def spectral_gd(spectrum, *, alpha, eta, depth, steps: int, record=None) -> Spec
     eta_b = np.broadcast_to(eta, batch).reshape(-1)
     depth_b = np.broadcast_to(depth_arr, batch).reshape(-1).astype(np.int64)
 
-    bad = np.flatnonzero(eta_b >= spectrum_step_limit(lam_b, depth_b))
-    if bad.size:
-        j = bad[0]
-        _check_spectrum_step(float(eta_b[j]), lam_b[j], int(depth_b[j]), f"configuration {j}")
+    _refuse_unstable(lam_b, eta_b, depth_b)
 
     out = np.empty((record.size, lam_b.shape[0], n))
     for idx in _blocks(depth_b, n):
@@ -488,12 +496,7 @@ def spectral_hitting_times(spectrum, levels, *, alpha, eta, depth, max_steps, in
     DivergenceError
         As :func:`spectral_gd`.
     """
-    lam = check_finite("spectrum", spectrum)
-    if lam.ndim == 0 or lam.shape[-1] == 0:
-        raise ValueError(f"spectrum must have a last axis of eigenvalues, got shape {lam.shape}")
-    alpha = check_positive("alpha", alpha)
-    eta = check_positive("eta", eta)
-    depth_arr = check_depth(depth)
+    lam, alpha, eta, depth_arr = _spectral_inputs(spectrum, alpha, eta, depth)
     max_arr = np.asarray(max_steps)
     if not np.issubdtype(max_arr.dtype, np.integer) or (max_arr < 0).any():
         raise ValueError(f"max_steps must be a non-negative integer, got {max_steps!r}")
@@ -510,10 +513,7 @@ def spectral_hitting_times(spectrum, levels, *, alpha, eta, depth, max_steps, in
     alpha_b, eta_b, max_b = flat(alpha), flat(eta), flat(max_arr).astype(np.int64)
     depth_b = flat(depth_arr).astype(np.int64)
 
-    bad = np.flatnonzero(eta_b >= spectrum_step_limit(lam_b, depth_b))
-    if bad.size:
-        j = bad[0]
-        _check_spectrum_step(float(eta_b[j]), lam_b[j], int(depth_b[j]), f"configuration {j}")
+    _refuse_unstable(lam_b, eta_b, depth_b)
 
     hits = np.full(lam_b.shape, -1, dtype=np.int64)
     for rows in _blocks(depth_b, n):
