@@ -19,6 +19,7 @@ import signal
 import sys
 import tempfile
 import time
+import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -173,13 +174,25 @@ class _CurrentEnvKernelSpecs(KernelSpecManager):
 
 
 class _CurrentEnvMixin:
-    """This interpreter's kernel, shut down without the SIGINT that jupyter_client sends
-    first (it only makes the kernel log a spurious ``KeyboardInterrupt caught in kernel``;
-    the shutdown request that follows stops it cleanly)."""
+    """This interpreter's kernel, on private IPC sockets, shut down without the SIGINT that
+    jupyter_client sends first (it only makes the kernel log a spurious
+    ``KeyboardInterrupt caught in kernel``; the shutdown request that follows stops it).
+
+    IPC sockets with a unique path per kernel avoid the TCP race of concurrent kernel
+    starts (a free port picked by one process and taken by another: "Address already in
+    use", then "Kernel died before replying to kernel_info")."""
 
     @default("kernel_spec_manager")
     def _kernel_spec_manager_default(self):
         return _CurrentEnvKernelSpecs(data_dir=self.data_dir)
+
+    @default("transport")
+    def _transport_default(self):
+        return "ipc"
+
+    @default("ip")
+    def _ip_default(self):
+        return os.path.join(tempfile.gettempdir(), f"dmf-kernel-{uuid.uuid4().hex}-ipc")
 
     async def _async_interrupt_kernel(self):
         if not self.shutting_down:
