@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import matplotlib as mpl
-import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 

@@ -3,7 +3,6 @@ determinism and figure regression (issue 5)."""
 
 import hashlib
 import json
-import shutil
 import subprocess
 import sys
 
