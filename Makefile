@@ -43,7 +43,7 @@ lab: $(STAMP)                     ## JupyterLab on the venv's kernel
 
 lock:                             ## regenerate requirements.lock from pyproject.toml (deliberate)
 	rm -rf $(VENV)-lock && $(PYTHON) -m venv $(VENV)-lock
-	$(VENV)-lock/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,lab]"
+	$(VENV)-lock/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,lab,distributed]"
 	$(VENV)-lock/bin/python -m pip freeze --exclude-editable > requirements.lock
 	rm -rf $(VENV)-lock
 

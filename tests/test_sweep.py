@@ -1,0 +1,252 @@
+"""Sweeps over configurations: grids, seeds, executors (local processes, Dask), the
+resumable cache and progress (issue 7), and the run function the notebooks map."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dmf_utils import sweep as sweep_module
+from dmf_utils.runs import noisy_full_run
+from dmf_utils.sweep import SweepError, SweepProgress, config_seed, expand_grid, sweep
+
+RUN = dict(n=12, leading=[3.0, 2.0], target_seed=0, depth=3, alpha=0.1, delta=0.3, step_fraction=0.5,
+           steps=400, records=12)
+RUN_GRID = {"init": ["identity", "gaussian"], "noise": ["symmetric", "non-symmetric"], "replicate": [0, 1],
+            **{k: [v] for k, v in RUN.items()}}
+
+
+def assert_same_frames(a, b):
+    """Equal columns, dtypes and every cell bit for bit (array cells included)."""
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    assert list(a.dtypes) == list(b.dtypes)
+    for column in a.columns:
+        for x, y in zip(a[column], b[column]):
+            if isinstance(x, np.ndarray):
+                assert x.dtype == y.dtype and np.array_equal(x, y), column
+            else:
+                assert x == y, column
+
+
+def double(config, seed):
+    return {"twice": 2 * config["a"], "draw": float(np.random.default_rng(seed).random())}
+
+
+def test_grid_mapping_is_the_cartesian_product_first_key_slowest():
+    assert expand_grid({"a": [1, 2], "b": ["x", "y", "z"]}) == [
+        {"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 1, "b": "z"},
+        {"a": 2, "b": "x"}, {"a": 2, "b": "y"}, {"a": 2, "b": "z"}]
+
+
+def test_grid_list_keeps_order_and_plain_values():
+    configs = expand_grid([{"a": np.int64(3), "v": np.array([1.0, 2.0])}, {"v": (4,), "a": 1}])
+    assert configs == [{"a": 3, "v": [1.0, 2.0]}, {"a": 1, "v": [4]}]
+    assert type(configs[0]["a"]) is int
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"a": []}, "grid['a'] must be a non-empty list"),
+    ({"a": 3}, "grid['a'] must be a non-empty list"),
+    ([{"a": 1}, {"b": 1}], "grid[1] has parameters ['b']"),
+    ([], "grid must be a mapping"),
+    ("abc", "grid must be a mapping"),
+    ([{"a": float("nan")}], "a=nan must be finite"),
+    ([{"a": object()}], "configuration value a="),
+])
+def test_bad_grids_are_refused_with_the_parameter_named(grid, message):
+    with pytest.raises((TypeError, ValueError)) as info:
+        expand_grid(grid)
+    assert message in str(info.value)
+
+
+def test_seed_is_a_spawn_of_the_root_keyed_by_the_configuration():
+    digest = hashlib.sha256(json.dumps({"a": 1, "b": "x"}, sort_keys=True, separators=(",", ":")).encode()).digest()
+    seq = config_seed(7, {"b": "x", "a": 1})
+    assert seq.entropy == 7 and seq.spawn_key == tuple(np.frombuffer(digest, "<u4").tolist())
+    assert config_seed(7, {"a": 1, "b": "x"}).generate_state(4).tolist() == seq.generate_state(4).tolist()
+    assert config_seed(7, {"a": 2, "b": "x"}).generate_state(4).tolist() != seq.generate_state(4).tolist()
+    assert config_seed(8, {"a": 1, "b": "x"}).generate_state(4).tolist() != seq.generate_state(4).tolist()
+    with pytest.raises(ValueError, match="seed"):
+        config_seed(-1, {"a": 1})
+
+
+def test_results_do_not_depend_on_grid_order_or_worker_count():
+    forward = sweep(double, {"a": [1, 2, 3, 4]}, seed=5, workers=1)
+    backward = sweep(double, {"a": [4, 3, 2, 1]}, seed=5, workers=2)
+    assert forward["twice"].tolist() == [2, 4, 6, 8]
+    assert forward["draw"].tolist() == backward["draw"].tolist()[::-1]
+    assert len(set(forward["draw"])) == 4
+    assert list(forward.columns) == ["a", "twice", "draw"]
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+def test_local_processes_and_a_dask_local_cluster_give_identical_frames(dask_client):
+    in_process = sweep(noisy_full_run, RUN_GRID, seed=3, workers=1)
+    local = sweep(noisy_full_run, RUN_GRID, seed=3, workers=2)
+    dask = sweep(noisy_full_run, RUN_GRID, seed=3, scheduler=dask_client)
+    assert len(local) == 8 and local.attrs == {"computed": 8, "cached": 0}
+    assert_same_frames(local, dask)
+    assert_same_frames(local, in_process)
+    assert len({float(e[-1]) for e in local["error"]}) == 8  # eight distinct runs, not one repeated
+
+
+def in_dask_worker(config, seed):
+    import distributed
+
+    try:
+        distributed.get_worker()
+        return {"on_dask": True}
+    except ValueError:
+        return {"on_dask": False}
+
+
+def test_scheduler_address_comes_from_the_environment(dask_client, monkeypatch):
+    assert not sweep(in_dask_worker, {"a": [1, 2]}, workers=1)["on_dask"].any()
+    monkeypatch.setenv(sweep_module.SCHEDULER_ENV, dask_client.scheduler.address)
+    assert sweep(in_dask_worker, {"a": [1, 2]})["on_dask"].all()
+
+
+def test_missing_distributed_or_a_bad_scheduler_is_named(monkeypatch):
+    with pytest.raises(TypeError, match="scheduler must be an address"):
+        sweep(double, {"a": [1]}, scheduler=8786)
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r"pip install 'dmf_utils\[distributed\]'"):
+        sweep(double, {"a": [1]}, scheduler="tcp://127.0.0.1:1")
+
+
+SLOW_MODULE = '''
+import os, time
+
+def slow(config, seed):
+    """Sleeps, and leaves a mark per call in $CALLS_DIR."""
+    time.sleep(0.4)
+    open(os.path.join(os.environ["CALLS_DIR"], f"{config['a']}-{os.getpid()}-{time.monotonic_ns()}"), "w").close()
+    return {"square": config["a"] ** 2}
+'''
+
+
+def test_an_interrupted_sweep_resumes_computing_only_the_rest(tmp_path, monkeypatch):
+    (tmp_path / "slow_module.py").write_text(SLOW_MODULE)
+    cache, calls = tmp_path / "cache", tmp_path / "calls"
+    calls.mkdir()
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from slow_module import slow
+        from dmf_utils.sweep import sweep
+        if __name__ == "__main__":
+            sweep(slow, {{"a": list(range(12))}}, cache={str(cache)!r}, workers=2)
+            print("finished")
+    """)
+    env = dict(os.environ, CALLS_DIR=str(calls))
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while len(list(cache.glob("*.pkl"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert "finished" not in out and "KeyboardInterrupt" in err
+    finished = {p.name for p in cache.glob("*.pkl")}
+    assert 3 <= len(finished) < 12
+
+    sys.path.insert(0, str(tmp_path))
+    monkeypatch.setattr(sys, "path", sys.path)
+    from slow_module import slow
+
+    for mark in calls.iterdir():
+        mark.unlink()
+    monkeypatch.setenv("CALLS_DIR", str(calls))
+    seen = []
+    frame = sweep(slow, {"a": list(range(12))}, cache=cache, workers=1, progress=seen.append)
+    assert frame.attrs == {"computed": 12 - len(finished), "cached": len(finished)}
+    assert len(list(calls.iterdir())) == 12 - len(finished)  # only the missing ones ran
+    assert frame["square"].tolist() == [a * a for a in range(12)]
+    assert seen[0] == SweepProgress(len(finished), 12, len(finished), seen[0].elapsed)
+    assert [s.done for s in seen] == list(range(len(finished), 13))
+
+    again = sweep(slow, {"a": list(range(12))}, cache=cache, workers=1)
+    assert again.attrs == {"computed": 0, "cached": 12}
+    assert_same_frames(again, frame)
+
+
+def fails_on_three(config, seed):
+    if config["a"] == 3:
+        raise ArithmeticError("three is not allowed")
+    return {"b": config["a"]}
+
+
+def test_a_failing_configuration_is_named_and_earlier_results_stay_cached(tmp_path):
+    with pytest.raises(SweepError, match=r"configuration \{'a': 3\} failed: ArithmeticError: three"):
+        sweep(fails_on_three, {"a": [1, 2, 3, 4]}, cache=tmp_path, workers=1)
+    assert len(list(tmp_path.glob("*.pkl"))) == 2
+    with pytest.raises(SweepError, match=r"\{'a': 3\} failed"):
+        sweep(fails_on_three, {"a": [1, 2, 3, 4]}, workers=2)
+
+
+def test_the_cache_key_follows_seed_version_and_configuration_and_skips_damaged_entries(tmp_path):
+    sweep(double, {"a": [1, 2]}, cache=tmp_path, seed=1, workers=1)
+    assert sweep(double, {"a": [1, 2]}, cache=tmp_path, seed=1, workers=1).attrs["cached"] == 2
+    assert sweep(double, {"a": [1, 2]}, cache=tmp_path, seed=2, workers=1).attrs["cached"] == 0
+    assert sweep(double, {"a": [1, 2]}, cache=tmp_path, seed=1, version="v2", workers=1).attrs["cached"] == 0
+    assert sweep(double, {"a": [1, 3]}, cache=tmp_path, seed=1, workers=1).attrs["cached"] == 1
+    entry = sorted(tmp_path.glob("*.pkl"))[0]
+    entry.write_bytes(b"damaged")
+    fresh = sweep(double, {"a": [1, 2]}, cache=tmp_path, seed=1, workers=1)
+    assert fresh.attrs == {"computed": 1, "cached": 1}
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda c, s: [1], "must return a non-empty mapping"),
+    (lambda c, s: {"a": 1}, r"result names \['a'\] repeat parameter names"),
+    (lambda c, s: {"x": 1} if c["a"] == 1 else {"y": 1}, "every call must return the same names"),
+])
+def test_bad_results_are_refused(fn, message):
+    with pytest.raises(SweepError, match=message):
+        sweep(fn, {"a": [1, 2]}, workers=1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"workers": 0}, "workers"), ({"blas_threads": 0}, "blas_threads"), ({"seed": -2}, "seed"),
+    ({"progress": "yes"}, "progress must be"),
+])
+def test_bad_options_are_named(kwargs, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        sweep(double, {"a": [1]}, **kwargs)
+
+
+def test_progress_reports_finished_total_and_rate():
+    seen = []
+    sweep(double, {"a": [1, 2, 3]}, workers=1, progress=seen.append)
+    assert [(s.done, s.total, s.cached) for s in seen] == [(0, 3, 0), (1, 3, 0), (2, 3, 0), (3, 3, 0)]
+    assert seen[-1].rate > 0
+    assert str(SweepProgress(3, 4, 1, 2.0)) == "sweep: 3/4 finished (1 from the cache), 1 configurations/s"
+
+
+def test_noisy_full_run_is_a_function_of_its_configuration_and_stream():
+    config = dict(RUN, init="gaussian", noise="non-symmetric")
+    a = noisy_full_run(config, np.random.SeedSequence(1))
+    b = noisy_full_run(config, np.random.SeedSequence(1))
+    c = noisy_full_run(config, np.random.SeedSequence(2))
+    assert all(np.array_equal(a[k], b[k]) for k in a) and not np.array_equal(a["error"], c["error"])
+    assert a["iterations"][0] == 0 and a["iterations"][-1] == RUN["steps"]
+    assert a["erank"].shape == a["error"].shape == a["iterations"].shape
+    assert a["erank"][-1] < a["erank"][0]  # it leaves the near-isotropic start for a low-rank product
+    with pytest.raises(ValueError, match="noise='uniform' must be one of"):
+        noisy_full_run(dict(config, noise="uniform"), np.random.SeedSequence(1))
