@@ -11,6 +11,7 @@ skipping those whose inputs are unchanged, optionally in parallel.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import importlib.util
 import os
@@ -293,6 +294,11 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
+def _absolute(recorded: str) -> Path:
+    """A path as :func:`_relative` recorded it, anchored at the repository root."""
+    return REPO_ROOT / recorded
+
+
 @functools.lru_cache(maxsize=None)
 def _code_hashes() -> tuple[str, str]:
     """(dmf_utils source hash, lock-file hash), once per process."""
@@ -331,10 +337,10 @@ def _unchanged(entry: Entry, out_dir: Path, key: str) -> bool:
         return False
     if record.get("inputs_key") != key:
         return False
-    return all(
-        (out_dir / name).is_file() and provenance.sha256_file(out_dir / name) == record["outputs"].get(name)
-        for name in entry.outputs
-    )
+    executed = record.get("executed_notebook", {})
+    files = {**{out_dir / name: record["outputs"].get(name) for name in entry.outputs},
+             _absolute(executed.get("path", "")): executed.get("sha256")}
+    return all(path.is_file() and provenance.sha256_file(path) == digest for path, digest in files.items())
 
 
 def run_entry(
@@ -433,6 +439,8 @@ def run_entry(
             "git": provenance.git_state(REPO_ROOT),
             "environment": {**provenance.environment(), "kernel_env": KERNEL_ENV},
             "outputs": {n: provenance.sha256_file(staging / n) for n in entry.outputs},
+            "executed_notebook": {"path": _relative(executed), "sha256": provenance.sha256_file(executed)},
+            "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s": round(seconds, 3),
         }
         provenance.write_record(staging / f"{entry.id}.json", record)

@@ -132,7 +132,8 @@ def format_record(record: dict) -> str:
         "versions       " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
         "BLAS           " + ("; ".join(f"{b['internal_api']} {b['version']} ({b['threading_layer']})"
                                        for b in env["blas"]) or "none found"),
-        f"wall time      {record['wall_time_s']:.1f} s",
+        f"executed       {record['executed_notebook']['path']}  sha256 {record['executed_notebook']['sha256'][:16]}",
+        f"built at       {record['built_at']}, wall time {record['wall_time_s']:.1f} s",
         "outputs:",
     ]
     lines += [f"  {name}  sha256 {digest}" for name, digest in record["outputs"].items()]

@@ -69,6 +69,9 @@ def test_incremental_build_skips_unchanged_and_rebuilds_changed(tmp_path):
     assert [r.status for r in pipeline.build([entry], **kw, force=True)] == ["done"]
     (tmp_path / "figs" / "tiny.png").write_bytes(b"damaged")  # an output no longer matches its record
     assert [r.status for r in pipeline.build([entry], **kw)] == ["done"]
+    (tmp_path / "b" / "tiny.ipynb").unlink()  # the executed notebook the record vouches for is gone
+    assert [r.status for r in pipeline.build([entry], **kw)] == ["done"]
+    assert [r.status for r in pipeline.build([entry], **kw)] == ["skipped"]
     changed = tiny_entry(tmp_path, params=PARAMS.replace("scale = 1.0", "scale = 1.5"))
     assert [r.status for r in pipeline.build([changed], **kw)] == ["done"]
 
@@ -138,7 +141,7 @@ def test_provenance_command_prints_parameters_commit_and_versions(tmp_path):
     shown = _cli("provenance", "fig_denoising", "--out", str(tmp_path))
     assert shown.returncode == 0
     for text in ("effective parameters (smoke set)", "n             = 40  (override)", "git commit",
-                 "numpy", "openblas", "fig_denoising.png  sha256"):
+                 "numpy", "openblas", "fig_denoising.png  sha256", "built at       20", "executed       "):
         assert text in shown.stdout, text
     missing = _cli("provenance", "fig_depth", "--out", str(tmp_path))
     assert missing.returncode == 1 and "no provenance record" in missing.stderr
