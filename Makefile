@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: figures smoke test bench lab store baselines lock clean
+.PHONY: figures smoke test report twins bench lab store baselines lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -26,8 +26,15 @@ figures: $(STAMP)                 ## every figure, default parameters (unchanged
 smoke: $(STAMP)                   ## every notebook with its quick smoke parameters
 	$(BIN)/dmf-repro build --smoke --jobs $(JOBS)
 
-test: $(STAMP)                    ## unit tests and nbval, two workers, one notebook per worker
+test: $(STAMP)                    ## unit tests, nbval and the browser test, two workers, one file per worker
+	@sh tests/install-chromium.sh
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+report: figures                   ## build/report/index.html: every claim, figure, check, provenance
+	$(BIN)/dmf-repro report
+
+twins: $(STAMP)                   ## re-pair notebooks/*.ipynb and their jupytext .py twins (after editing either)
+	cd notebooks && ../$(BIN)/jupytext --sync *.ipynb
 
 store: $(STAMP)                   ## refresh the committed notebooks' outputs (deliberate)
 	$(BIN)/dmf-repro build --store --force --jobs $(JOBS)

@@ -1,4 +1,5 @@
-"""``dmf-repro`` (also ``python -m dmf_utils``): list, inspect, run and build the notebooks.
+"""``dmf-repro`` (also ``python -m dmf_utils``): list, inspect, run and build the notebooks,
+and write the reviewer's report.
 
 Exit status: 0 on success; 1 when a notebook fails (one of its checks, or an error: the
 message names the cell and the executed notebook in ``build/``) or its kernel cannot start;
@@ -82,6 +83,14 @@ def _cmd_baseline(args, entries):
         _log(f"{entry.id}: baseline written to {pipeline._relative(path)}")
 
 
+def _cmd_report(args, entries):
+    from . import report
+
+    index = report.build_report(list(entries.values()), figures_dir=args.figures or pipeline.FIGURES_DIR,
+                                out_dir=args.out or report.REPORT_DIR, log=_log)
+    _log(f"report written to {pipeline._relative(index)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dmf-repro",
@@ -97,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="figure directory (default figures/)")
     p = sub.add_parser("baseline", help="refresh the figure-regression baselines (smoke parameters)")
     p.add_argument("ids", nargs="*", metavar="ID", help="notebooks (default: all)")
+    p = sub.add_parser("report", help="one HTML page with every claim, figure, check and its provenance")
+    p.add_argument("--figures", type=Path, default=None,
+                   help="figures and their records to report on (default figures/)")
+    p.add_argument("--out", type=Path, default=None, help="report directory (default build/report/)")
     for name, helptext in (("run", "run one notebook"), ("build", "run every notebook (or the ones named)")):
         p = sub.add_parser(name, help=helptext)
         if name == "run":
@@ -127,7 +140,7 @@ def main(argv=None) -> int:
         print("dmf-repro: error: --jobs must be >= 1", file=sys.stderr)
         return 2
     commands = {"list": _cmd_list, "params": _cmd_params, "run": _cmd_run, "build": _cmd_build,
-                "provenance": _cmd_provenance, "baseline": _cmd_baseline}
+                "provenance": _cmd_provenance, "baseline": _cmd_baseline, "report": _cmd_report}
     previous = signal.signal(signal.SIGTERM, pipeline.terminate_on_sigterm)
     try:
         commands[args.command](args, pipeline.load_manifest())

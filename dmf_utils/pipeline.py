@@ -240,7 +240,8 @@ _TIMING_KEYS = ("start_time", "end_time", "duration")
 
 def normalize_notebook(nb):
     """Remove what changes from run to run or machine to machine (timestamps, paths, random
-    injected-cell ids, the Python patch version)."""
+    injected-cell ids, the Python patch version) and empty tag lists (noise in the
+    notebooks' jupytext twins)."""
     nb.metadata.get("language_info", {}).pop("version", None)
     pm_meta = nb.metadata.get("papermill", {})
     for key in _TIMING_KEYS + ("input_path", "output_path"):
@@ -251,6 +252,8 @@ def normalize_notebook(nb):
             cell.metadata.get("papermill", {}).pop(key, None)
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.id = "injected-parameters"
+        if cell.metadata.get("tags") == []:
+            del cell.metadata["tags"]
     return nb
 
 

@@ -1,0 +1,200 @@
+"""The reviewer's report: one static page listing every figure and theorem of the collection
+with its claim, figure, check lines (and whether they held), effective parameters and
+provenance, linked to the executed notebook rendered as HTML and to the notebook sources.
+
+``build_report`` reads what a build left (``<figures>/<id>.{png,pdf,json}`` and the executed
+notebook each record vouches for) and writes ``build/report/``::
+
+    index.html                  the page
+    figures/<id>.png, .pdf      the figures
+    notebooks/<id>.html         the executed notebooks (nbconvert, no CDN scripts)
+    source/<id>.ipynb, .py      the notebook and its jupytext twin
+    provenance/<id>.json        the provenance records
+
+Everything is local: the directory opens with no network and can be moved or archived.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import jinja2
+import nbformat
+
+from . import provenance
+from .parameters import PipelineError
+from .pipeline import BUILD_DIR, FIGURES_DIR, REPO_ROOT, Entry
+
+__all__ = ["REPORT_DIR", "ReportError", "CheckLine", "check_lines", "render_notebook", "build_report"]
+
+REPORT_DIR = BUILD_DIR / "report"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+TITLE = "Implicit Regularization in Perturbed Deep Matrix Factorization"
+SUBTITLE = ("Chou and Wang, arXiv:2605.28613 — reproduction notebooks: every claim, its figure, "
+            "the checks its notebook asserts, and where it came from.")
+_CHECK = re.compile(r"^(?P<name>.+): checked (?P<checked>\d+) (?P<unit>.+), held in (?P<held>\d+)$")
+
+
+class ReportError(PipelineError):
+    """The report cannot be made from what the build left (the message says what to run)."""
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    """One line printed by :class:`dmf_utils.checks.CheckCount` (``name: checked N unit, held in M``)."""
+
+    name: str
+    checked: int
+    unit: str
+    held: int
+
+    @property
+    def ok(self) -> bool:
+        return self.held == self.checked
+
+
+def check_lines(nb) -> list[CheckLine]:
+    """The check lines a notebook printed on stdout, in order."""
+    found = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stdout":
+                for line in output.get("text", "").splitlines():
+                    match = _CHECK.match(line.strip())
+                    if match:
+                        found.append(CheckLine(match["name"], int(match["checked"]), match["unit"],
+                                               int(match["held"])))
+    return found
+
+
+def render_notebook(nb) -> str:
+    """An executed notebook as one self-contained HTML page (images inline, no CDN)."""
+    from nbconvert import HTMLExporter  # heavy import, only needed here
+
+    exporter = HTMLExporter(template_name="lab", template_file="offline_notebook.html.j2",
+                            extra_template_paths=[str(TEMPLATES)])
+    body, _ = exporter.from_notebook_node(nb)
+    return body
+
+
+def _executed_notebook(entry: Entry, record: dict) -> Path:
+    executed = record.get("executed_notebook", {})
+    path = REPO_ROOT / executed.get("path", "")
+    if not path.is_file() or provenance.sha256_file(path) != executed.get("sha256"):
+        raise ReportError(f"{entry.id}: the executed notebook its record vouches for "
+                          f"({executed.get('path', 'none recorded')}) is missing or has changed; "
+                          f"run `dmf-repro build --force {entry.id}`")
+    return path
+
+
+def _record(entry: Entry, figures_dir: Path) -> dict:
+    path = figures_dir / f"{entry.id}.json"
+    try:
+        record = provenance.read_record(path)
+    except (OSError, ValueError):
+        raise ReportError(f"{entry.id}: no provenance record at {path}; run `dmf-repro build` "
+                          "(or `make figures`) first") from None
+    for name in entry.outputs:
+        if not (figures_dir / name).is_file() or provenance.sha256_file(figures_dir / name) != record["outputs"].get(name):
+            raise ReportError(f"{entry.id}: {figures_dir / name} is missing or is not the file its record "
+                              f"describes; run `dmf-repro build {entry.id}`")
+    return record
+
+
+def _view(entry: Entry, record: dict, checks: list[CheckLine]) -> dict:
+    """What the template shows of one entry (strings only, escaped by jinja)."""
+    env = record["environment"]
+    held = sum(c.ok for c in checks)
+    return {
+        "id": entry.id,
+        "claim": entry.claim,
+        "checks": checks,
+        "all_held": bool(checks) and held == len(checks),
+        "held_summary": f"{held}/{len(checks)} checks held" if checks else "no check lines found",
+        "smoke": record.get("smoke", False),
+        "overrides": record["overrides"],
+        "parameters": [(name, repr(value), name in record["overrides"]) for name, value in record["parameters"].items()],
+        "commit": record["git"]["commit"] or "unknown",
+        "dirty": bool(record["git"]["dirty"]),
+        "built_at": record["built_at"],
+        "wall_time": f"{record['wall_time_s']:.1f} s",
+        "versions": ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+        "blas": "; ".join(f"{b['internal_api']} {b['version']} ({b['threading_layer']})" for b in env["blas"]) or "none found",
+        "notebook_path": record["notebook"]["path"],
+        "notebook_sha": record["notebook"]["sha256"][:16],
+        "png": f"figures/{entry.id}.png",
+        "pdf": f"figures/{entry.id}.pdf",
+        "html": f"notebooks/{entry.id}.html",
+        "ipynb": f"source/{entry.id}.ipynb",
+        "twin": f"source/{entry.id}.py",
+        "json": f"provenance/{entry.id}.json",
+    }
+
+
+def _page(views: list[dict]) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    commits = {v["commit"] for v in views}
+    return env.get_template("report.html.j2").render(
+        title=TITLE, subtitle=SUBTITLE, entries=views,
+        all_held=all(v["all_held"] for v in views),
+        total_checks=sum(len(v["checks"]) for v in views),
+        total_cases=sum(c.checked for v in views for c in v["checks"]),
+        commit=", ".join(sorted(commits)), dirty=any(v["dirty"] for v in views),
+        generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def build_report(
+    entries: Sequence[Entry],
+    *,
+    figures_dir: Path = FIGURES_DIR,
+    out_dir: Path = REPORT_DIR,
+    log: Callable[[str], None] = lambda message: None,
+) -> Path:
+    """Write the report of ``entries`` into ``out_dir`` and return its ``index.html``.
+
+    Reads ``<figures_dir>/<id>.{png,pdf,json}`` and the executed notebooks the records name.
+    Nothing is written unless every entry has them intact (:class:`ReportError` says which
+    one does not and what to run); the previous report is replaced in one step.
+    """
+    figures_dir, out_dir = Path(figures_dir), Path(out_dir)
+    collected = []
+    for entry in entries:
+        record = _record(entry, figures_dir)
+        executed = nbformat.read(_executed_notebook(entry, record), as_version=4)
+        collected.append((entry, record, executed))
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-staging-"))
+    try:
+        views = []
+        for entry, record, executed in collected:
+            for sub in ("figures", "notebooks", "source", "provenance"):
+                (staging / sub).mkdir(exist_ok=True)
+            for name in entry.outputs:
+                shutil.copyfile(figures_dir / name, staging / "figures" / name)
+            shutil.copyfile(figures_dir / f"{entry.id}.json", staging / "provenance" / f"{entry.id}.json")
+            shutil.copyfile(entry.notebook, staging / "source" / f"{entry.id}.ipynb")
+            shutil.copyfile(entry.notebook.with_suffix(".py"), staging / "source" / f"{entry.id}.py")
+            (staging / "notebooks" / f"{entry.id}.html").write_text(render_notebook(executed), encoding="utf-8")
+            views.append(_view(entry, record, check_lines(executed)))
+            log(f"{entry.id}: {views[-1]['held_summary']}")
+        (staging / "index.html").write_text(_page(views), encoding="utf-8")
+        old = None
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-old-"))
+            out_dir.rename(old / "report")
+        staging.rename(out_dir)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir / "index.html"
