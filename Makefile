@@ -36,8 +36,9 @@ report: figures                   ## build/report/index.html: every claim, figur
 twins: $(STAMP)                   ## re-pair notebooks/*.ipynb and their jupytext .py twins (after editing either)
 	cd notebooks && ../$(BIN)/jupytext --sync *.ipynb
 
-store: $(STAMP)                   ## refresh the committed notebooks' outputs (deliberate)
+store: $(STAMP)                   ## refresh the committed notebooks' outputs (deliberate), and their twins
 	$(BIN)/dmf-repro build --store --force --jobs $(JOBS)
+	cd notebooks && ../$(BIN)/jupytext --sync *.ipynb
 
 baselines: $(STAMP)               ## refresh the figure-regression baselines (deliberate)
 	$(BIN)/dmf-repro baseline

@@ -47,3 +47,11 @@ def test_environment_yml_versions_match_the_lock():
 def test_environment_yml_installs_the_package_itself():
     deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
     assert {"pip": ["-e ."]} in deps
+
+
+def test_environment_yml_is_enough_for_binder():
+    """Binder (repo2docker) builds from environment.yml alone and opens JupyterLab."""
+    conda = _conda()
+    assert {"jupyterlab", "jupytext", "ipykernel"} <= set(conda)
+    deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    assert "python=3.11" in deps

@@ -205,11 +205,13 @@ def test_the_cache_key_follows_seed_version_and_configuration_and_skips_damaged_
     assert sweep(double, {"a": [1, 2]}, cache=tmp_path, seed=2, workers=1).attrs["cached"] == 0
     assert sweep(double, {"a": [1, 2]}, cache=tmp_path, seed=1, version="v2", workers=1).attrs["cached"] == 0
     assert sweep(double, {"a": [1, 3]}, cache=tmp_path, seed=1, workers=1).attrs["cached"] == 1
-    entry = sorted(tmp_path.glob("*.pkl"))[0]
-    entry.write_bytes(b"damaged")
-    fresh = sweep(double, {"a": [1, 2]}, cache=tmp_path, seed=1, workers=1)
+
+    damaged = tmp_path / "damaged"
+    sweep(double, {"a": [1, 2]}, cache=damaged, seed=1, workers=1)
+    sorted(damaged.glob("*.pkl"))[0].write_bytes(b"damaged")
+    fresh = sweep(double, {"a": [1, 2]}, cache=damaged, seed=1, workers=1)
     assert fresh.attrs == {"computed": 1, "cached": 1}
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert sorted(p.name for p in damaged.iterdir()) == sorted(p.name for p in damaged.glob("*.pkl"))
 
 
 @pytest.mark.parametrize("fn, message", [
