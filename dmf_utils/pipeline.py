@@ -240,16 +240,15 @@ _TIMING_KEYS = ("start_time", "end_time", "duration")
 
 def normalize_notebook(nb):
     """Remove what changes from run to run or machine to machine (timestamps, paths, random
-    injected-cell ids, the Python patch version) and empty tag lists (noise in the
-    notebooks' jupytext twins)."""
+    injected-cell ids, the Python patch version) and what only papermill reads (its per-cell
+    status, empty tag lists), so that a notebook and its jupytext twin round-trip exactly."""
     nb.metadata.get("language_info", {}).pop("version", None)
     pm_meta = nb.metadata.get("papermill", {})
     for key in _TIMING_KEYS + ("input_path", "output_path"):
         pm_meta.pop(key, None)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
-        for key in _TIMING_KEYS:
-            cell.metadata.get("papermill", {}).pop(key, None)
+        cell.metadata.pop("papermill", None)
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.id = "injected-parameters"
         if cell.metadata.get("tags") == []:

@@ -126,7 +126,7 @@ def format_record(record: dict) -> str:
     lines += [
         "",
         f"git commit     {git['commit'] or 'unknown'} ({state} tree)",
-        f"notebook       {record['notebook']['path']}  sha256 {record['notebook']['sha256'][:16]}",
+        f"notebook       {record['notebook']['path']}  cells (sources, tags) sha256 {record['notebook']['sha256'][:16]}",
         f"dmf_utils      sha256 {record['dmf_utils_sha256'][:16]}",
         f"lock file      sha256 {record['lock_sha256'][:16]}",
         "versions       " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),

@@ -28,12 +28,14 @@ import jinja2
 import nbformat
 
 from . import provenance
+from ._atomic import _umask
 from .parameters import PipelineError
 from .pipeline import BUILD_DIR, FIGURES_DIR, REPO_ROOT, Entry
 
-__all__ = ["REPORT_DIR", "ReportError", "CheckLine", "check_lines", "render_notebook", "build_report"]
+__all__ = ["REPORT_DIR", "ReportError", "CheckLine", "check_lines", "twin_text", "render_notebook", "build_report"]
 
 REPORT_DIR = BUILD_DIR / "report"
+MARKER = ".dmf-report"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TITLE = "Implicit Regularization in Perturbed Deep Matrix Factorization"
 SUBTITLE = ("Chou and Wang, arXiv:2605.28613 — reproduction notebooks: every claim, its figure, "
@@ -56,7 +58,8 @@ class CheckLine:
 
     @property
     def ok(self) -> bool:
-        return self.held == self.checked
+        """Held in every case, and at least one case was checked (as :class:`CheckCount`)."""
+        return self.checked > 0 and self.held == self.checked
 
 
 def check_lines(nb) -> list[CheckLine]:
@@ -73,6 +76,17 @@ def check_lines(nb) -> list[CheckLine]:
     return found
 
 
+def twin_text(notebook: Path) -> str:
+    """The jupytext ``py:percent`` twin of ``notebook`` under the pairing of its directory
+    (``notebooks/jupytext.toml``): what ``make twins`` writes next to it."""
+    import jupytext
+    from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
+
+    found = find_jupytext_configuration_file(str(Path(notebook).parent))
+    config = load_jupytext_configuration_file(found) if found else None
+    return jupytext.writes(jupytext.read(notebook), fmt="py:percent", config=config)
+
+
 def render_notebook(nb) -> str:
     """An executed notebook as one self-contained HTML page (images inline, no CDN)."""
     from nbconvert import HTMLExporter  # heavy import, only needed here
@@ -83,14 +97,19 @@ def render_notebook(nb) -> str:
     return body
 
 
-def _executed_notebook(entry: Entry, record: dict) -> Path:
-    executed = record.get("executed_notebook", {})
-    path = REPO_ROOT / executed.get("path", "")
-    if not path.is_file() or provenance.sha256_file(path) != executed.get("sha256"):
-        raise ReportError(f"{entry.id}: the executed notebook its record vouches for "
-                          f"({executed.get('path', 'none recorded')}) is missing or has changed; "
-                          f"run `dmf-repro build --force {entry.id}`")
-    return path
+def _rebuild_hint(entry: Entry, figures_dir: Path, record: dict | None = None) -> str:
+    """``run `<the command that rebuilds entry into figures_dir>```, with a caveat if unsure."""
+    smoke = record is not None and record.get("smoke")
+    default = (BUILD_DIR / "smoke") if smoke else FIGURES_DIR
+    words = ["dmf-repro build"] + (["--smoke"] if smoke else [])
+    if figures_dir.resolve() != default.resolve():
+        words.append(f"--out {figures_dir}")
+    hint = "run `" + " ".join(words + ["--force", entry.id]) + "`"
+    if record is None and figures_dir.resolve() == FIGURES_DIR.resolve():
+        return hint + " (or `make figures`)"
+    if record is None:
+        return hint + " (with --smoke if that directory holds a smoke build)"
+    return hint
 
 
 def _record(entry: Entry, figures_dir: Path) -> dict:
@@ -98,12 +117,20 @@ def _record(entry: Entry, figures_dir: Path) -> dict:
     try:
         record = provenance.read_record(path)
     except (OSError, ValueError):
-        raise ReportError(f"{entry.id}: no provenance record at {path}; run `dmf-repro build` "
-                          "(or `make figures`) first") from None
+        raise ReportError(f"{entry.id}: no provenance record at {path}; {_rebuild_hint(entry, figures_dir)}") from None
+    hint = _rebuild_hint(entry, figures_dir, record)
     for name in entry.outputs:
         if not (figures_dir / name).is_file() or provenance.sha256_file(figures_dir / name) != record["outputs"].get(name):
             raise ReportError(f"{entry.id}: {figures_dir / name} is missing or is not the file its record "
-                              f"describes; run `dmf-repro build {entry.id}`")
+                              f"describes; {hint}")
+    executed = record.get("executed_notebook", {})
+    path = REPO_ROOT / executed.get("path", "")
+    if not path.is_file() or provenance.sha256_file(path) != executed.get("sha256"):
+        raise ReportError(f"{entry.id}: the executed notebook its record vouches for "
+                          f"({executed.get('path', 'none recorded')}) is missing or has changed; {hint}")
+    if provenance.notebook_source_hash(entry.notebook) != record["notebook"]["sha256"]:
+        raise ReportError(f"{entry.id}: {entry.notebook.name} has changed since its figure was built, so the "
+                          f"report would link a source that did not produce it; {hint}")
     return record
 
 
@@ -117,6 +144,7 @@ def _view(entry: Entry, record: dict, checks: list[CheckLine]) -> dict:
         "checks": checks,
         "all_held": bool(checks) and held == len(checks),
         "held_summary": f"{held}/{len(checks)} checks held" if checks else "no check lines found",
+        "settings": "smoke" if record.get("smoke") else ("override" if record["overrides"] else "default"),
         "smoke": record.get("smoke", False),
         "overrides": record["overrides"],
         "parameters": [(name, repr(value), name in record["overrides"]) for name, value in record["parameters"].items()],
@@ -127,7 +155,7 @@ def _view(entry: Entry, record: dict, checks: list[CheckLine]) -> dict:
         "versions": ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
         "blas": "; ".join(f"{b['internal_api']} {b['version']} ({b['threading_layer']})" for b in env["blas"]) or "none found",
         "notebook_path": record["notebook"]["path"],
-        "notebook_sha": record["notebook"]["sha256"][:16],
+        "notebook_hash": record["notebook"]["sha256"][:16],
         "png": f"figures/{entry.id}.png",
         "pdf": f"figures/{entry.id}.pdf",
         "html": f"notebooks/{entry.id}.html",
@@ -145,7 +173,8 @@ def _page(views: list[dict]) -> str:
         title=TITLE, subtitle=SUBTITLE, entries=views,
         all_held=all(v["all_held"] for v in views),
         total_checks=sum(len(v["checks"]) for v in views),
-        total_cases=sum(c.checked for v in views for c in v["checks"]),
+        smoke=sum(v["smoke"] for v in views),
+        overridden=sum(v["settings"] == "override" for v in views),
         commit=", ".join(sorted(commits)), dirty=any(v["dirty"] for v in views),
         generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )
@@ -161,19 +190,29 @@ def build_report(
     """Write the report of ``entries`` into ``out_dir`` and return its ``index.html``.
 
     Reads ``<figures_dir>/<id>.{png,pdf,json}`` and the executed notebooks the records name.
-    Nothing is written unless every entry has them intact (:class:`ReportError` says which
-    one does not and what to run); the previous report is replaced in one step.
+    Nothing is written unless every entry has them intact and its notebook is the one that
+    made them (:class:`ReportError` says which one is not and what to run). ``out_dir`` is
+    replaced as a whole, in one step: it must be absent, empty or an earlier report.
     """
     figures_dir, out_dir = Path(figures_dir), Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
+        raise ReportError(f"{out_dir} exists and is not a report written by `dmf-repro report` (it replaces "
+                          "the whole directory): choose another --out, or empty it")
     collected = []
     for entry in entries:
         record = _record(entry, figures_dir)
-        executed = nbformat.read(_executed_notebook(entry, record), as_version=4)
+        executed = nbformat.read(REPO_ROOT / record["executed_notebook"]["path"], as_version=4)
         collected.append((entry, record, executed))
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in out_dir.parent.glob(f".{out_dir.name}-*-*"):  # from an interrupted earlier run
+        if leftover.is_dir() and (leftover.name.startswith(f".{out_dir.name}-staging-")
+                                  or leftover.name.startswith(f".{out_dir.name}-old-")):
+            shutil.rmtree(leftover, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-staging-"))
+    staging.chmod(0o777 & ~_umask())
     try:
+        (staging / MARKER).write_text("written by `dmf-repro report`; the next report replaces this directory\n")
         views = []
         for entry, record, executed in collected:
             for sub in ("figures", "notebooks", "source", "provenance"):
@@ -182,7 +221,7 @@ def build_report(
                 shutil.copyfile(figures_dir / name, staging / "figures" / name)
             shutil.copyfile(figures_dir / f"{entry.id}.json", staging / "provenance" / f"{entry.id}.json")
             shutil.copyfile(entry.notebook, staging / "source" / f"{entry.id}.ipynb")
-            shutil.copyfile(entry.notebook.with_suffix(".py"), staging / "source" / f"{entry.id}.py")
+            (staging / "source" / f"{entry.id}.py").write_text(twin_text(entry.notebook), encoding="utf-8")
             (staging / "notebooks" / f"{entry.id}.html").write_text(render_notebook(executed), encoding="utf-8")
             views.append(_view(entry, record, check_lines(executed)))
             log(f"{entry.id}: {views[-1]['held_summary']}")

@@ -10,28 +10,36 @@ result names to values (scalars or arrays).
 Executors (the same results on every one, each call limited to ``blas_threads`` BLAS
 threads):
 
-* local processes (default): a spawn-started :class:`multiprocessing.pool.Pool`;
+* local processes (default): a spawn-started :class:`concurrent.futures.ProcessPoolExecutor`;
   ``workers=1`` runs in this process;
 * a Dask ``distributed`` cluster (``pip install 'dmf_utils[distributed]'``), when
   ``scheduler`` is an address such as ``"tcp://host:8786"`` or a ``distributed.Client``, or
   when the environment variable ``DMF_DASK_SCHEDULER`` holds an address.
 
 ``fn`` travels by cloudpickle, so a function defined in a notebook works on both; its
-workers need ``dmf_utils`` installed.
+workers need ``dmf_utils`` installed. In a script, call :func:`sweep` under
+``if __name__ == "__main__":`` (spawned processes import the script).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import hashlib
 import inspect
 import itertools
 import json
 import multiprocessing
-import numbers
 import os
 import pickle
 import signal
+import sysconfig
+import threading
 import time
+import types
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -164,23 +172,89 @@ def config_seed(root_seed: int, config: Mapping) -> np.random.SeedSequence:
     return np.random.SeedSequence(root_seed, spawn_key=tuple(np.frombuffer(digest, dtype="<u4").tolist()))
 
 
-def code_version(fn: Callable) -> str:
-    """Hex SHA-256 of the ``dmf_utils`` sources and of ``fn`` (module, name, source code).
+def _fingerprint(value, depth: int = 0) -> str:
+    """A text that changes when ``value`` does, stable across processes and Python sessions
+    (no memory addresses, file names or line numbers)."""
+    if depth > 8:
+        return "…"
+    if isinstance(value, types.ModuleType):
+        return f"module {value.__name__}"
+    if isinstance(value, functools.partial):
+        return "partial(" + ", ".join([_fingerprint(value.func, depth + 1), _fingerprint(value.args, depth + 1),
+                                       _fingerprint(value.keywords, depth + 1)]) + ")"
+    if isinstance(value, types.MethodType):
+        return f"method {_fingerprint(value.__func__, depth + 1)} of {_fingerprint(value.__self__, depth + 1)}"
+    if isinstance(value, types.FunctionType):
+        if not _is_user_code(value):  # installed packages: their version is in the environment
+            return f"function {value.__module__}.{value.__qualname__}"
+        closure = inspect.getclosurevars(value)
+        reads = {**closure.globals, **closure.nonlocals}
+        return (f"function {value.__qualname__} {_fingerprint(value.__code__, depth + 1)} "
+                f"defaults {_fingerprint(value.__defaults__, depth + 1)} "
+                f"{_fingerprint(value.__kwdefaults__, depth + 1)} "
+                + " ".join(f"{name}={_fingerprint(v, depth + 1)}" for name, v in sorted(reads.items())))
+    if isinstance(value, types.CodeType):
+        consts = [_fingerprint(c, depth + 1) if isinstance(c, types.CodeType)
+                  else repr(sorted(map(repr, c))) if isinstance(c, frozenset)  # set order varies with the hash seed
+                  else repr(c) for c in value.co_consts]
+        return f"code {value.co_code.hex()} {value.co_names} {value.co_varnames} {consts}"
+    if isinstance(value, type):
+        return f"class {value.__module__}.{value.__qualname__}"
+    if isinstance(value, np.ndarray):
+        return f"array {value.dtype} {value.shape} {hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()}"
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__}[" + ", ".join(_fingerprint(v, depth + 1) for v in value) + "]"
+    if isinstance(value, dict):
+        return "dict{" + ", ".join(f"{k!r}: {_fingerprint(v, depth + 1)}" for k, v in value.items()) + "}"
+    try:
+        return f"{type(value).__qualname__} {hashlib.sha256(pickle.dumps(value, protocol=4)).hexdigest()}"
+    except Exception:  # unpicklable: its type is all that can be told
+        return f"unpicklable {type(value).__module__}.{type(value).__qualname__}"
 
-    Code that ``fn`` calls outside ``dmf_utils`` and outside its own body is not seen: pass
-    ``version=`` to :func:`sweep` (or clear the cache) when it changes.
+
+def _is_user_code(fn: types.FunctionType) -> bool:
+    """Whether ``fn`` is the user's code (a script, notebook or project module), not an
+    installed package or the standard library (``dmf_utils`` is hashed as a whole)."""
+    module = getattr(fn, "__module__", None) or ""
+    if module == "dmf_utils" or module.startswith("dmf_utils."):
+        return False
+    filename = fn.__code__.co_filename
+    installed = [sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")]
+    return not any(filename.startswith(str(Path(path))) for path in installed)
+
+
+def code_version(fn: Callable) -> str:
+    """Hex SHA-256 of the code a sweep's results depend on.
+
+    Covers every ``dmf_utils`` source file (editing any of them invalidates cached sweeps),
+    ``fn``'s code (bytecode and constants: independent of comments, file names and line
+    numbers), its defaults, and the globals and closure variables it reads, recursively for
+    the functions of the user's own code it calls. Functions from installed packages count
+    by name only, and state that ``fn`` reaches some other way (a file it reads, attributes
+    of objects) is not seen: pass ``version=`` to :func:`sweep`, or clear the cache, when
+    such an input changes.
     """
     h = hashlib.sha256(tree_hash(_PACKAGE_DIR).encode())
-    h.update(f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', repr(fn))}".encode())
-    try:
-        h.update(inspect.getsource(fn).encode())
-    except (OSError, TypeError):
-        pass
+    h.update(_fingerprint(fn).encode())
     return h.hexdigest()
 
 
 def _cache_key(config: dict, root_seed: int, version: str) -> str:
     return hashlib.sha256(_canonical({"config": config, "seed": root_seed, "version": version})).hexdigest()
+
+
+def _cache_dir(cache) -> Path:
+    if not str(cache).strip():
+        raise ValueError(f"cache={cache!r} must name a directory (or be None for no cache)")
+    path = Path(cache)
+    if not path.is_absolute():
+        if not (_REPO_ROOT / "pyproject.toml").is_file():
+            raise ValueError(f"cache={str(cache)!r} is relative, and dmf_utils is not installed from a repository "
+                             "checkout to anchor it at: give an absolute path")
+        path = _REPO_ROOT / path
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"cache={str(cache)!r} is a file, not a directory")
+    return path
 
 
 def _read_cached(path: Path, config: dict):
@@ -203,46 +277,118 @@ def _write_cached(path: Path, config: dict, result: dict) -> None:
 
 
 def _init_worker() -> None:
-    """Local workers leave Ctrl-C to the parent, which stops them all."""
+    """Local workers leave Ctrl-C to the parent, which stops them all, and die with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # Linux: SIGTERM when the parent dies, even by SIGKILL
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
-def _run_task(task: tuple) -> tuple[int, Any]:
-    """Run one configuration: ``(index, pickled fn, config, seed, blas_threads) -> (index, result)``."""
+def _run_task(task: tuple) -> tuple[int, bytes]:
+    """Run one configuration: ``(index, pickled fn, config, seed, blas_threads) -> (index,
+    pickled result)``; pickling here makes every executor hand back the same objects."""
     index, payload, config, seed, blas_threads = task
     fn = cloudpickle.loads(payload)
     with threadpool_limits(limits=blas_threads):
         try:
-            return index, fn(dict(config), seed)
+            result = fn(dict(config), seed)
         except Exception as exc:
             raise SweepError(f"configuration {config} failed: {type(exc).__name__}: {exc}") from exc
+    try:
+        return index, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise SweepError(f"configuration {config}: its result cannot be pickled "
+                         f"({type(exc).__name__}: {exc})") from exc
 
 
 def _check_result(result, config: dict) -> dict:
     if not isinstance(result, Mapping) or not result:
         raise SweepError(f"configuration {config}: the function must return a non-empty mapping "
                          f"of result names to values, got {type(result).__name__}")
+    bad = [name for name in result if not isinstance(name, str)]
+    if bad:
+        raise SweepError(f"configuration {config}: result names must be strings, got {bad}")
     clash = sorted(set(result) & set(config))
     if clash:
         raise SweepError(f"configuration {config}: result names {clash} repeat parameter names")
     return dict(result)
 
 
-def _run_local(tasks: list[tuple], workers: int):
-    if workers == 1 or len(tasks) == 1:
-        yield from map(_run_task, tasks)
-        return
-    pool = multiprocessing.get_context("spawn").Pool(min(workers, len(tasks)), initializer=_init_worker)
-    try:
-        yield from pool.imap_unordered(_run_task, tasks, chunksize=1)
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+class _InProcess:
+    """``workers=1``: every configuration in this process, in order."""
+
+    def __init__(self, tasks):
+        self.tasks = tasks
+
+    def results(self):
+        for task in self.tasks:
+            yield _run_task(task)
+
+    def close(self):
+        pass
+
+
+class _LocalProcesses:
+    """Spawned worker processes (:class:`concurrent.futures.ProcessPoolExecutor`); a worker
+    that dies (out of memory, killed) fails the sweep instead of hanging it."""
+
+    def __init__(self, tasks, workers):
+        self.tasks = tasks
+        self.pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_init_worker)
+        self.futures = {self.pool.submit(_run_task, task): task for task in tasks}
+        # spawned workers all start at the first submit; no public handle on them before Python 3.14
+        self.processes = list(self.pool._processes.values())
+
+    def results(self):
+        for future in as_completed(self.futures):
+            try:
+                yield future.result()
+            except BrokenProcessPool:
+                unfinished = [task[2] for f, task in self.futures.items() if not f.done() or f.exception()]
+                raise SweepError(f"a worker process died (killed, or out of memory?) while {len(unfinished)} "
+                                 f"configurations were unfinished, among them {unfinished[0]}; the finished "
+                                 "ones are cached if a cache was given") from None
+
+    def close(self):
+        processes = {p.pid: p for p in self.processes} | dict(self.pool._processes or {})
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            process.join()
+
+
+class _Dask:
+    """Tasks on a Dask ``distributed`` cluster."""
+
+    def __init__(self, tasks, scheduler):
+        self.client, self.owned = _dask_client(scheduler)
+        self.futures = {self.client.submit(_run_task, task, pure=False): task for task in tasks}
+
+    def results(self):
+        import distributed
+
+        for future in distributed.as_completed(list(self.futures)):
+            try:
+                yield future.result()
+            except SweepError:
+                raise
+            except Exception as exc:  # KilledWorker, lost connection, ...
+                raise SweepError(f"configuration {self.futures[future][2]} failed on the Dask cluster: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self):
+        self.client.cancel(list(self.futures))
+        if self.owned:
+            self.client.close()
 
 
 def _dask_client(scheduler):
     """``(client, owned)`` for an address or a ``distributed.Client``."""
+    if isinstance(scheduler, str) and not scheduler.strip():
+        raise ValueError("scheduler='' must be a Dask scheduler address such as 'tcp://host:8786'")
     try:
         import distributed
     except ImportError as exc:
@@ -256,18 +402,21 @@ def _dask_client(scheduler):
                     f"got {type(scheduler).__name__}")
 
 
-def _run_dask(tasks: list[tuple], scheduler):
-    client, owned = _dask_client(scheduler)
-    import distributed
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM stops the sweep like Ctrl-C (workers stopped, finished results kept)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
-    futures = [client.submit(_run_task, task, pure=False) for task in tasks]
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        for future in distributed.as_completed(futures):
-            yield future.result()
+        yield
     finally:
-        client.cancel(futures)
-        if owned:
-            client.close()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _progress_hook(progress):
@@ -276,7 +425,7 @@ def _progress_hook(progress):
     if callable(progress):
         return progress
     if progress is True:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # the text bar: on stderr, in a terminal and under a notebook cell alike
 
         bar = {}
 
@@ -336,11 +485,13 @@ def sweep(
         When ``fn`` fails on a configuration (named in the message). Configurations that
         finished before stay in the cache, as they do after a ``KeyboardInterrupt``.
     """
+    if not callable(fn):
+        raise TypeError(f"fn must be a function of (config, seed), got {type(fn).__name__}")
     configs = expand_grid(grid)
     seed = check_int("seed", seed, minimum=0)
     blas_threads = check_int("blas_threads", blas_threads, minimum=1)
     if workers is None:
-        workers = len(os.sched_getaffinity(0))
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = check_int("workers", workers, minimum=1)
     if scheduler is None:
         scheduler = os.environ.get(SCHEDULER_ENV) or None
@@ -350,9 +501,7 @@ def sweep(
     results: list[dict | None] = [None] * len(configs)
     paths: list[Path | None] = [None] * len(configs)
     if cache is not None:
-        cache_dir = Path(cache)
-        if not cache_dir.is_absolute():
-            cache_dir = _REPO_ROOT / cache_dir
+        cache_dir = _cache_dir(cache)
         version = version if version is not None else code_version(fn)
         for i, config in enumerate(configs):
             paths[i] = cache_dir / f"{_cache_key(config, seed, version)}.pkl"
@@ -364,20 +513,30 @@ def sweep(
     tasks = [(i, payload, config, config_seed(seed, config), blas_threads)
              for i, config in enumerate(configs) if results[i] is None]
     if tasks:
-        runs = _run_local(tasks, workers) if scheduler is None else _run_dask(tasks, scheduler)
-        done = cached
-        for i, result in runs:
-            results[i] = _check_result(result, configs[i])
-            if paths[i] is not None:
-                _write_cached(paths[i], configs[i], results[i])
-            done += 1
-            report(SweepProgress(done, len(configs), cached, time.monotonic() - start))
+        with _sigterm_as_interrupt():
+            if scheduler is not None:
+                executor = _Dask(tasks, scheduler)
+            elif workers == 1 or len(tasks) == 1:
+                executor = _InProcess(tasks)
+            else:
+                executor = _LocalProcesses(tasks, workers)
+            try:
+                done = cached
+                for i, pickled in executor.results():
+                    results[i] = _check_result(pickle.loads(pickled), configs[i])
+                    if paths[i] is not None:
+                        _write_cached(paths[i], configs[i], results[i])
+                    done += 1
+                    report(SweepProgress(done, len(configs), cached, time.monotonic() - start))
+            finally:
+                executor.close()
 
     names = list(results[0])
     for config, result in zip(configs, results):
-        if list(result) != names:
-            raise SweepError(f"configuration {config} returned results {list(result)}, the first "
-                             f"configuration returned {names}: every call must return the same names")
-    frame = pd.DataFrame([{**config, **result} for config, result in zip(configs, results)])
+        if set(result) != set(names):
+            raise SweepError(f"configuration {config} returned results {sorted(result)}, the first "
+                             f"configuration returned {sorted(names)}: every call must return the same names")
+    frame = pd.DataFrame([{**config, **{name: result[name] for name in names}}
+                          for config, result in zip(configs, results)])
     frame.attrs.update(computed=len(tasks), cached=cached)
     return frame

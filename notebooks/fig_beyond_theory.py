@@ -49,8 +49,7 @@ plateau_tolerance = 0.1  # relative distance to erank(A_r) allowed at the best s
 min_factor = 1.5  # early stopping must beat the end of the run at least by this factor
 workers = None  # local worker processes for the runs (None: one per CPU; 1: in this kernel)
 cache_dir = None  # resumable results, e.g. 'build/sweep-cache' (relative to the repository root); None: no cache
-progress = False  # True shows finished / total and the rate while the runs go
-
+progress = False  # True draws a bar (finished / total, rate) on stderr, for interactive sessions
 
 # %%
 r = len(leading)

@@ -3,6 +3,7 @@ missing or stale builds, and a headless-Chromium test of the page as a reader se
 
 import functools
 import http.server
+import json
 import re
 import shutil
 import subprocess
@@ -13,12 +14,18 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from markupsafe import escape
 from nbformat.v4 import new_output
 
 from dmf_utils import pipeline, report
 from dmf_utils.pipeline import REPO_ROOT, Entry
 from dmf_utils.report import CheckLine, ReportError, build_report, check_lines
 from test_pipeline import FIGURE_BODY, make_notebook
+
+def esc(text) -> str:
+    """As the page's template (jinja2 autoescape) writes ``text``."""
+    return str(escape(text))
+
 
 SCREENSHOTS = REPO_ROOT / "build" / "browser-test"
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import""", re.I)
@@ -53,16 +60,29 @@ def test_the_report_lists_every_claim_figure_check_and_provenance(built):
     out, stdout = built
     page = (out / "index.html").read_text()
     entries = pipeline.load_manifest()
-    assert "some checks failed" not in page and "all checks held" in page
+    assert "checks failed" not in page and "every check held" in page
+    assert f"{len(entries)} of {len(entries)} built with smoke parameters" in page
     for entry in entries.values():
         section = page.split(f'<section id="{entry.id}">')[1].split("</section>")[0]
-        assert entry.claim.split()[0] in section and "checks held" in section and "✗" not in section
-        assert "smoke parameters" in section and "built at" in section and "numpy" in section
+        record = json.loads((out / "provenance" / f"{entry.id}.json").read_text())
+        executed = nbformat.read(REPO_ROOT / record["executed_notebook"]["path"], as_version=4)
+        checks = check_lines(executed)
+        assert checks and f"{len(checks)}/{len(checks)} checks held" in section and "✗" not in section
+        assert esc(entry.claim) in section and "smoke parameters" in section
+        for check in checks:
+            assert (f"<tr><td>{esc(check.name)}</td><td class=\"num\">{check.held}</td>"
+                    f"<td class=\"num\">{check.checked} {esc(check.unit)}</td>") in section
+        for name, value in record["parameters"].items():
+            shown = f'<th class="mono">{name}</th><td class="mono">{esc(repr(value))}'
+            assert shown in section, name
+        assert section.count("override</span>") == len(record["overrides"]) > 0
+        assert record["git"]["commit"] in section and record["built_at"] in section
+        assert record["environment"]["versions"]["numpy"] in section
         for link in (f"figures/{entry.id}.png", f"notebooks/{entry.id}.html", f"source/{entry.id}.ipynb",
                      f"source/{entry.id}.py", f"provenance/{entry.id}.json"):
             assert f'"{link}"' in section and (out / link).is_file(), link
-        assert f"{entry.id}: " in stdout
-    assert len(re.findall(r'<td class="ok">✓</td>', page)) >= len(entries)
+        assert (out / "source" / f"{entry.id}.py").read_text() == entry.notebook.with_suffix(".py").read_text()
+        assert f"{entry.id}: {len(checks)}/{len(checks)} checks held" in stdout
 
 
 def test_every_page_of_the_report_opens_without_network(built):
@@ -79,30 +99,66 @@ def tiny_report_entry(tmp_path, body):
     return Entry("tiny", "a tiny claim", ("tiny.pdf", "tiny.png"), nb, {})
 
 
-def test_a_failed_check_line_is_shown_as_failed(tmp_path):
+def test_failed_or_missing_check_lines_and_overrides_are_shown(tmp_path):
     entry = tiny_report_entry(tmp_path, FIGURE_BODY + ["print('made up: checked 3 runs, held in 2')"])
-    pipeline.run_entry(entry, out_dir=tmp_path / "figs", build_dir=tmp_path / "b")
+    pipeline.run_entry(entry, {"scale": "2.5"}, out_dir=tmp_path / "figs", build_dir=tmp_path / "b")
     page = build_report([entry], figures_dir=tmp_path / "figs", out_dir=tmp_path / "r").read_text()
-    assert "some checks failed" in page and "0/1 checks held" in page and '<td class="fail">✗</td>' in page
+    assert "checks failed or missing" in page and "0/1 checks held" in page and '<td class="fail">✗</td>' in page
+    assert "1 of 1 built with overridden parameters" in page and "(override)" in page
+    assert '<th class="mono">scale</th><td class="mono">2.5 <span class="badge note">override</span>' in page
+    silent = tiny_report_entry(tmp_path, FIGURE_BODY)
+    pipeline.run_entry(silent, out_dir=tmp_path / "figs", build_dir=tmp_path / "b")
+    page = build_report([silent], figures_dir=tmp_path / "figs", out_dir=tmp_path / "r").read_text()
+    assert "no check lines found" in page and "checks failed or missing" in page
 
 
 def test_no_report_from_a_missing_or_stale_build_and_the_old_one_survives(tmp_path):
     entry = tiny_report_entry(tmp_path, FIGURE_BODY + ["print('fine: checked 1 run, held in 1')"])
     figs, out = tmp_path / "figs", tmp_path / "r"
-    with pytest.raises(ReportError, match="no provenance record .* run `dmf-repro build`"):
+    with pytest.raises(ReportError, match=rf"no provenance record .* run `dmf-repro build --out {figs} --force tiny` \(with --smoke if"):
         build_report([entry], figures_dir=figs, out_dir=out)
     assert not out.exists()
     pipeline.run_entry(entry, out_dir=figs, build_dir=tmp_path / "b")
     index = build_report([entry], figures_dir=figs, out_dir=out)
     before = index.read_text()
     (tmp_path / "b" / "tiny.ipynb").write_text("{}")
-    with pytest.raises(ReportError, match=r"executed notebook .* has changed; run `dmf-repro build --force tiny`"):
+    with pytest.raises(ReportError, match=rf"executed notebook .* has changed; run `dmf-repro build --out {figs} --force tiny`"):
         build_report([entry], figures_dir=figs, out_dir=out)
     (figs / "tiny.png").write_bytes(b"other")
     with pytest.raises(ReportError, match="tiny.png is missing or is not the file its record describes"):
         build_report([entry], figures_dir=figs, out_dir=out)
     assert index.read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".r-")) == []
+
+
+def test_the_report_is_refused_when_the_notebook_changed_since_its_figure(tmp_path):
+    entry = tiny_report_entry(tmp_path, FIGURE_BODY + ["print('fine: checked 1 run, held in 1')"])
+    figs = tmp_path / "figs"
+    pipeline.run_entry(entry, out_dir=figs, build_dir=tmp_path / "b")
+    nb = nbformat.read(entry.notebook, as_version=4)
+    nb.cells[0].source = nb.cells[0].source.replace("scale = 1.0", "scale = 4.0")
+    nbformat.write(nb, entry.notebook)
+    with pytest.raises(ReportError, match=rf"tiny.ipynb has changed since its figure was built.*--out {figs} --force tiny"):
+        build_report([entry], figures_dir=figs, out_dir=tmp_path / "r")
+
+
+def test_the_report_replaces_only_an_earlier_report_and_is_readable_by_all(tmp_path):
+    entry = tiny_report_entry(tmp_path, FIGURE_BODY + ["print('fine: checked 1 run, held in 1')"])
+    pipeline.run_entry(entry, out_dir=tmp_path / "figs", build_dir=tmp_path / "b")
+    mine = tmp_path / "mydocs"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    with pytest.raises(ReportError, match="is not a report written by `dmf-repro report`"):
+        build_report([entry], figures_dir=tmp_path / "figs", out_dir=mine)
+    assert (mine / "thesis.tex").read_text() == "precious"
+    out = tmp_path / "r"
+    for _ in range(2):  # the second run replaces the first report
+        build_report([entry], figures_dir=tmp_path / "figs", out_dir=out)
+    assert (out / "index.html").is_file() and (out / ".dmf-report").is_file()
+    assert out.stat().st_mode & 0o755 == 0o755
+    (tmp_path / ".r-staging-left").mkdir()  # as an interrupted run leaves it
+    build_report([entry], figures_dir=tmp_path / "figs", out_dir=out)
+    assert not (tmp_path / ".r-staging-left").exists()
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +222,11 @@ def test_the_page_in_headless_chromium(browser, served):
     assert fragments and all(browser.find_elements("id", f) for f in fragments)
     assert all(name.startswith(base) or name.startswith("data:") for name in browser.execute_script(RESOURCES))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(SCREENSHOTS / "report.png"))
+    assert browser.save_screenshot(str(SCREENSHOTS / "report.png"))  # the first screen
+    height = browser.execute_script("return document.documentElement.scrollHeight;")
+    browser.set_window_size(1280, min(height, 30000))
+    assert browser.save_screenshot(str(SCREENSHOTS / "report-full.png"))
+    browser.set_window_size(1280, 1800)
 
     for url in (t for t in targets if t.endswith(".html")):
         browser.get(url)

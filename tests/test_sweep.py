@@ -1,14 +1,17 @@
-"""Sweeps over configurations: grids, seeds, executors (local processes, Dask), the
-resumable cache and progress (issue 7), and the run function the notebooks map."""
+"""Sweeps over configurations: grids, seeds, local executors, the resumable cache and
+progress (issue 7), and the run function the notebooks map. Dask: test_sweep_dask.py."""
 
+import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +19,7 @@ import pytest
 
 from dmf_utils import sweep as sweep_module
 from dmf_utils.runs import noisy_full_run
-from dmf_utils.sweep import SweepError, SweepProgress, config_seed, expand_grid, sweep
+from dmf_utils.sweep import SweepError, SweepProgress, code_version, config_seed, expand_grid, sweep
 
 RUN = dict(n=12, leading=[3.0, 2.0], target_seed=0, depth=3, alpha=0.1, delta=0.3, step_fraction=0.5,
            steps=400, records=12)
@@ -34,6 +37,14 @@ def assert_same_frames(a, b):
                 assert x.dtype == y.dtype and np.array_equal(x, y), column
             else:
                 assert x == y, column
+
+
+def no_workers_left(seconds=10.0) -> bool:
+    """Whether every child process of this one has exited within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not multiprocessing.active_children()
 
 
 def double(config, seed):
@@ -85,48 +96,6 @@ def test_results_do_not_depend_on_grid_order_or_worker_count():
     assert forward["draw"].tolist() == backward["draw"].tolist()[::-1]
     assert len(set(forward["draw"])) == 4
     assert list(forward.columns) == ["a", "twice", "draw"]
-
-
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=40) as cluster, distributed.Client(cluster) as client:
-        yield client
-
-
-def test_local_processes_and_a_dask_local_cluster_give_identical_frames(dask_client):
-    in_process = sweep(noisy_full_run, RUN_GRID, seed=3, workers=1)
-    local = sweep(noisy_full_run, RUN_GRID, seed=3, workers=2)
-    dask = sweep(noisy_full_run, RUN_GRID, seed=3, scheduler=dask_client)
-    assert len(local) == 8 and local.attrs == {"computed": 8, "cached": 0}
-    assert_same_frames(local, dask)
-    assert_same_frames(local, in_process)
-    assert len({float(e[-1]) for e in local["error"]}) == 8  # eight distinct runs, not one repeated
-
-
-def in_dask_worker(config, seed):
-    import distributed
-
-    try:
-        distributed.get_worker()
-        return {"on_dask": True}
-    except ValueError:
-        return {"on_dask": False}
-
-
-def test_scheduler_address_comes_from_the_environment(dask_client, monkeypatch):
-    assert not sweep(in_dask_worker, {"a": [1, 2]}, workers=1)["on_dask"].any()
-    monkeypatch.setenv(sweep_module.SCHEDULER_ENV, dask_client.scheduler.address)
-    assert sweep(in_dask_worker, {"a": [1, 2]})["on_dask"].all()
-
-
-def test_missing_distributed_or_a_bad_scheduler_is_named(monkeypatch):
-    with pytest.raises(TypeError, match="scheduler must be an address"):
-        sweep(double, {"a": [1]}, scheduler=8786)
-    monkeypatch.setitem(sys.modules, "distributed", None)
-    with pytest.raises(ImportError, match=r"pip install 'dmf_utils\[distributed\]'"):
-        sweep(double, {"a": [1]}, scheduler="tcp://127.0.0.1:1")
 
 
 SLOW_MODULE = '''
@@ -185,6 +154,47 @@ def test_an_interrupted_sweep_resumes_computing_only_the_rest(tmp_path, monkeypa
     assert_same_frames(again, frame)
 
 
+def children(pid):
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
+def test_sigterm_stops_the_workers_and_keeps_what_finished(tmp_path):
+    (tmp_path / "slow_module.py").write_text(SLOW_MODULE)
+    cache, calls = tmp_path / "cache", tmp_path / "calls"
+    calls.mkdir()
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from slow_module import slow
+        from dmf_utils.sweep import sweep
+        if __name__ == "__main__":
+            sweep(slow, {{"a": list(range(40))}}, cache={str(cache)!r}, workers=2)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ, CALLS_DIR=str(calls)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(cache.glob("*.pkl")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    workers = [pid for pid in children(proc.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(workers) == 2
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in workers)
+    assert 1 <= len(list(cache.glob("*.pkl"))) < 40 and not list(cache.glob(".*.tmp"))
+
+
 def fails_on_three(config, seed):
     if config["a"] == 3:
         raise ArithmeticError("three is not allowed")
@@ -214,23 +224,60 @@ def test_the_cache_key_follows_seed_version_and_configuration_and_skips_damaged_
     assert sorted(p.name for p in damaged.iterdir()) == sorted(p.name for p in damaged.glob("*.pkl"))
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("fn, message", [
     (lambda c, s: [1], "must return a non-empty mapping"),
     (lambda c, s: {"a": 1}, r"result names \['a'\] repeat parameter names"),
+    (lambda c, s: {0: 1}, r"result names must be strings, got \[0\]"),
     (lambda c, s: {"x": 1} if c["a"] == 1 else {"y": 1}, "every call must return the same names"),
+    (lambda c, s: {"gen": (i for i in range(3))}, r"\{'a': [12]\}: its result cannot be pickled"),
 ])
-def test_bad_results_are_refused(fn, message):
+def test_bad_results_are_refused_and_no_worker_is_left(fn, message, workers):
     with pytest.raises(SweepError, match=message):
-        sweep(fn, {"a": [1, 2]}, workers=1)
+        sweep(fn, {"a": [1, 2]}, workers=workers)
+    assert no_workers_left()
+
+
+def test_result_names_in_another_order_are_the_same_names():
+    frame = sweep(lambda c, s: {"x": 1, "y": 2} if c["a"] == 1 else {"y": 3, "x": 4}, {"a": [1, 2]}, workers=1)
+    assert list(frame.columns) == ["a", "x", "y"] and frame["x"].tolist() == [1, 4]
+
+
+def dies_on_one(config, seed):
+    if config["a"] == 1:
+        os._exit(3)
+    return {"b": config["a"]}
+
+
+def test_a_worker_that_dies_fails_the_sweep_instead_of_hanging_it(tmp_path):
+    start = time.monotonic()
+    with pytest.raises(SweepError, match="a worker process died"):
+        sweep(dies_on_one, {"a": [0, 1, 2, 3]}, workers=2)
+    assert time.monotonic() - start < 60 and no_workers_left()
+
+
+def blas_threads_seen(config, seed):
+    from threadpoolctl import threadpool_info
+
+    return {"threads": max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_call_gets_the_requested_blas_threads(workers):
+    assert sweep(blas_threads_seen, {"a": [1, 2]}, workers=workers)["threads"].tolist() == [1, 1]
+    assert sweep(blas_threads_seen, {"a": [1, 2]}, workers=workers, blas_threads=2)["threads"].tolist() == [2, 2]
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"workers": 0}, "workers"), ({"blas_threads": 0}, "blas_threads"), ({"seed": -2}, "seed"),
-    ({"progress": "yes"}, "progress must be"),
+    ({"progress": "yes"}, "progress must be"), ({"cache": ""}, "cache='' must name a directory"),
+    ({"cache": __file__}, "is a file, not a directory"), ({"scheduler": ""}, "scheduler='' must be"),
+    ({"fn": 3}, "fn must be a function"),
 ])
 def test_bad_options_are_named(kwargs, message):
+    kwargs = {"fn": double, **kwargs}
     with pytest.raises((TypeError, ValueError), match=message):
-        sweep(double, {"a": [1]}, **kwargs)
+        sweep(kwargs.pop("fn"), {"a": [1]}, **kwargs)
 
 
 def test_progress_reports_finished_total_and_rate():
@@ -239,6 +286,47 @@ def test_progress_reports_finished_total_and_rate():
     assert [(s.done, s.total, s.cached) for s in seen] == [(0, 3, 0), (1, 3, 0), (2, 3, 0), (3, 3, 0)]
     assert seen[-1].rate > 0
     assert str(SweepProgress(3, 4, 1, 2.0)) == "sweep: 3/4 finished (1 from the cache), 1 configurations/s"
+
+
+def test_progress_true_draws_a_text_bar_on_stderr(capsys):
+    sweep(double, {"a": [1, 2, 3]}, workers=1, progress=True)
+    err = capsys.readouterr().err
+    assert "sweep: 100%" in err and "3/3" in err and "config/s" in err
+
+
+def define(source, **globals_):
+    """The function ``f`` defined by ``source`` in a fresh namespace (as a script or a notebook cell would)."""
+    namespace = dict(globals_)
+    exec(compile(source, f"<cell {len(source)}>", "exec"), namespace)
+    return namespace["f"]
+
+
+def test_code_version_follows_the_code_and_what_it_reads_not_where_it_lives():
+    body = "def f(c, s):\n    return {'x': c['a'] * K + helper(c)}\n"
+    helper = define("def f(c):\n    return 1\n")
+    base = code_version(define(body, K=2, helper=helper))
+    assert code_version(define("\n\n" + body, K=2, helper=helper)) == base  # other file, other line
+    assert code_version(define(body, K=3, helper=helper)) != base  # a global it reads
+    assert code_version(define(body, K=2, helper=define("def f(c):\n    return 2\n"))) != base  # a function it calls
+    assert code_version(define(body.replace("c['a'] * K", "c['a'] * K * 1"), K=2, helper=helper)) != base
+    assert code_version(define(body, K=np.arange(3), helper=helper)) != code_version(
+        define(body, K=np.arange(4), helper=helper))
+
+    def make(k):
+        def f(c, s):
+            return {"x": c["a"] * k}
+        return f
+    assert code_version(make(2)) == code_version(make(2)) != code_version(make(100))  # closures
+    assert code_version(functools.partial(double, z=1)) == code_version(functools.partial(double, z=1))
+    assert code_version(functools.partial(double, z=1)) != code_version(functools.partial(double, z=2))
+    assert code_version(noisy_full_run) == code_version(noisy_full_run)
+
+
+def test_a_changed_global_is_not_served_from_the_cache(tmp_path):
+    source = "def f(c, s):\n    return {'x': c['a'] * K}\n"
+    assert sweep(define(source, K=2), {"a": [1, 2]}, cache=tmp_path, workers=1)["x"].tolist() == [2, 4]
+    again = sweep(define(source, K=100), {"a": [1, 2]}, cache=tmp_path, workers=1)
+    assert again["x"].tolist() == [100, 200] and again.attrs["cached"] == 0
 
 
 def test_noisy_full_run_is_a_function_of_its_configuration_and_stream():
