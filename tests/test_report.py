@@ -10,14 +10,13 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from pathlib import Path
 
 import nbformat
 import pytest
 from markupsafe import escape
 from nbformat.v4 import new_output
 
-from dmf_utils import pipeline, report
+from dmf_utils import pipeline
 from dmf_utils.pipeline import REPO_ROOT, Entry
 from dmf_utils.report import CheckLine, ReportError, build_report, check_lines
 from test_pipeline import FIGURE_BODY, make_notebook

@@ -14,10 +14,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from dmf_utils import sweep as sweep_module
 from dmf_utils.runs import noisy_full_run
 from dmf_utils.sweep import SweepError, SweepProgress, code_version, config_seed, expand_grid, sweep
 
