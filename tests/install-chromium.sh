@@ -14,7 +14,7 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "browser test: installing Debian's chromium and chromium-driver (log: $log)"
 if { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        chromium chromium-driver; } >"$log" 2>&1; then
+        chromium chromium-driver fonts-dejavu-core; } >"$log" 2>&1; then
     echo "browser test: $(chromium --version 2>/dev/null)"
 else
     echo "browser test: the install failed (see $log); the browser test will be skipped"
