@@ -195,6 +195,8 @@ def build_report(
     replaced as a whole, in one step: it must be absent, empty or an earlier report.
     """
     figures_dir, out_dir = Path(figures_dir), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ReportError(f"{out_dir} is a file; the report needs a directory (--out)")
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
         raise ReportError(f"{out_dir} exists and is not a report written by `dmf-repro report` (it replaces "
                           "the whole directory): choose another --out, or empty it")

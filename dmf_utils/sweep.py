@@ -27,13 +27,13 @@ import contextlib
 import ctypes
 import functools
 import hashlib
-import inspect
 import itertools
 import json
 import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import sysconfig
 import threading
 import time
@@ -172,67 +172,113 @@ def config_seed(root_seed: int, config: Mapping) -> np.random.SeedSequence:
     return np.random.SeedSequence(root_seed, spawn_key=tuple(np.frombuffer(digest, dtype="<u4").tolist()))
 
 
-def _fingerprint(value, depth: int = 0) -> str:
+def _fingerprint(value, seen: frozenset = frozenset()) -> str:
     """A text that changes when ``value`` does, stable across processes and Python sessions
-    (no memory addresses, file names or line numbers)."""
-    if depth > 8:
-        return "…"
+    (no memory addresses, file names, line numbers or hash-seed-dependent orders).
+
+    User code (functions, classes and modules outside installed packages) is followed into
+    what it reads; installed packages count by name (their versions are in the lock).
+    """
+    if id(value) in seen:
+        return f"(recursive {getattr(value, '__qualname__', type(value).__qualname__)})"
+    inner = seen | {id(value)}
     if isinstance(value, types.ModuleType):
+        path = getattr(value, "__file__", None)
+        if path and _is_user_file(path):
+            return f"module {value.__name__} {hashlib.sha256(Path(path).read_bytes()).hexdigest()}"
         return f"module {value.__name__}"
     if isinstance(value, functools.partial):
-        return "partial(" + ", ".join([_fingerprint(value.func, depth + 1), _fingerprint(value.args, depth + 1),
-                                       _fingerprint(value.keywords, depth + 1)]) + ")"
+        return "partial(" + ", ".join(_fingerprint(v, inner) for v in (value.func, value.args, value.keywords)) + ")"
     if isinstance(value, types.MethodType):
-        return f"method {_fingerprint(value.__func__, depth + 1)} of {_fingerprint(value.__self__, depth + 1)}"
+        return f"method {_fingerprint(value.__func__, inner)} of {_fingerprint(value.__self__, inner)}"
+    if isinstance(value, (staticmethod, classmethod)):
+        return f"{type(value).__name__} {_fingerprint(value.__func__, inner)}"
+    if isinstance(value, property):
+        return "property " + " ".join(_fingerprint(f, inner) for f in (value.fget, value.fset, value.fdel))
     if isinstance(value, types.FunctionType):
-        if not _is_user_code(value):  # installed packages: their version is in the environment
+        if not _is_user_file(value.__code__.co_filename) or (value.__module__ or "").split(".")[0] == "dmf_utils":
             return f"function {value.__module__}.{value.__qualname__}"
-        closure = inspect.getclosurevars(value)
-        reads = {**closure.globals, **closure.nonlocals}
-        return (f"function {value.__qualname__} {_fingerprint(value.__code__, depth + 1)} "
-                f"defaults {_fingerprint(value.__defaults__, depth + 1)} "
-                f"{_fingerprint(value.__kwdefaults__, depth + 1)} "
-                + " ".join(f"{name}={_fingerprint(v, depth + 1)}" for name, v in sorted(reads.items())))
+        names = sorted(n for n in _global_names(value.__code__) if n in value.__globals__)
+        cells = [c.cell_contents if _filled(c) else None for c in value.__closure__ or ()]
+        return (f"function {value.__qualname__} {_fingerprint(value.__code__, inner)} "
+                f"defaults {_fingerprint(value.__defaults__, inner)} {_fingerprint(value.__kwdefaults__, inner)} "
+                f"closure {_fingerprint(dict(zip(value.__code__.co_freevars, cells)), inner)} "
+                f"globals {_fingerprint({n: value.__globals__[n] for n in names}, inner)}")
     if isinstance(value, types.CodeType):
-        consts = [_fingerprint(c, depth + 1) if isinstance(c, types.CodeType)
-                  else repr(sorted(map(repr, c))) if isinstance(c, frozenset)  # set order varies with the hash seed
-                  else repr(c) for c in value.co_consts]
+        consts = [_fingerprint(c, inner) if isinstance(c, (types.CodeType, frozenset)) else repr(c)
+                  for c in value.co_consts]
         return f"code {value.co_code.hex()} {value.co_names} {value.co_varnames} {consts}"
     if isinstance(value, type):
+        module = sys.modules.get(value.__module__)
+        path = getattr(module, "__file__", None) or ""
+        if value.__module__ == "__main__" or (path and _is_user_file(path)):
+            members = {k: v for k, v in vars(value).items() if not k.startswith("__") or k in ("__init__", "__call__")}
+            return (f"class {value.__qualname__} bases {_fingerprint(value.__bases__, inner)} "
+                    f"{_fingerprint(members, inner)}")
         return f"class {value.__module__}.{value.__qualname__}"
     if isinstance(value, np.ndarray):
         return f"array {value.dtype} {value.shape} {hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()}"
     if isinstance(value, (list, tuple)):
-        return f"{type(value).__name__}[" + ", ".join(_fingerprint(v, depth + 1) for v in value) + "]"
+        return f"{type(value).__name__}[" + ", ".join(_fingerprint(v, inner) for v in value) + "]"
+    if isinstance(value, (set, frozenset)):
+        return f"{type(value).__name__}{{" + ", ".join(sorted(_fingerprint(v, inner) for v in value)) + "}"
     if isinstance(value, dict):
-        return "dict{" + ", ".join(f"{k!r}: {_fingerprint(v, depth + 1)}" for k, v in value.items()) + "}"
+        return "dict{" + ", ".join(f"{k!r}: {_fingerprint(v, inner)}" for k, v in value.items()) + "}"
+    if isinstance(value, (type(None), bool, int, float, complex, str, bytes)):
+        return repr(value)
+    state = getattr(value, "__dict__", None)
+    described = _fingerprint(type(value), inner)
+    if isinstance(state, dict):
+        return f"{described} with {_fingerprint(state, inner)}"
     try:
-        return f"{type(value).__qualname__} {hashlib.sha256(pickle.dumps(value, protocol=4)).hexdigest()}"
+        return f"{described} {hashlib.sha256(pickle.dumps(value, protocol=4)).hexdigest()}"
     except Exception:  # unpicklable: its type is all that can be told
-        return f"unpicklable {type(value).__module__}.{type(value).__qualname__}"
+        return f"unpicklable {described}"
 
 
-def _is_user_code(fn: types.FunctionType) -> bool:
-    """Whether ``fn`` is the user's code (a script, notebook or project module), not an
-    installed package or the standard library (``dmf_utils`` is hashed as a whole)."""
-    module = getattr(fn, "__module__", None) or ""
-    if module == "dmf_utils" or module.startswith("dmf_utils."):
+def _global_names(code: types.CodeType) -> set[str]:
+    """Names a code object may read as globals, nested comprehensions, lambdas and defs included."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # a closure variable not yet assigned
         return False
-    filename = fn.__code__.co_filename
-    installed = [sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")]
-    return not any(filename.startswith(str(Path(path))) for path in installed)
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def _installed_paths() -> tuple[str, ...]:
+    return tuple(str(Path(sysconfig.get_paths()[key])) for key in ("stdlib", "platstdlib", "purelib", "platlib"))
+
+
+def _is_user_file(filename: str) -> bool:
+    """Whether code from ``filename`` is the user's (a script, notebook cell or project
+    module), not the standard library, an installed package or ``dmf_utils`` (whose sources
+    are hashed as a whole)."""
+    if filename.startswith(str(_PACKAGE_DIR)):
+        return False
+    if filename.startswith("<frozen"):
+        return False
+    return not filename.startswith(_installed_paths())
 
 
 def code_version(fn: Callable) -> str:
     """Hex SHA-256 of the code a sweep's results depend on.
 
-    Covers every ``dmf_utils`` source file (editing any of them invalidates cached sweeps),
-    ``fn``'s code (bytecode and constants: independent of comments, file names and line
-    numbers), its defaults, and the globals and closure variables it reads, recursively for
-    the functions of the user's own code it calls. Functions from installed packages count
-    by name only, and state that ``fn`` reaches some other way (a file it reads, attributes
-    of objects) is not seen: pass ``version=`` to :func:`sweep`, or clear the cache, when
-    such an input changes.
+    Covers every ``dmf_utils`` source file (editing any of them invalidates cached sweeps)
+    and ``fn``'s code (bytecode and constants: independent of comments, file names and line
+    numbers), defaults and closure, and the globals it reads (in nested comprehensions,
+    lambdas and functions too), followed through the user's own functions, classes (their
+    methods) and modules (their source files). Installed packages count by name. State that
+    ``fn`` reaches another way (a file it reads, an environment variable) is not seen: pass
+    ``version=`` to :func:`sweep`, or clear the cache, when such an input changes.
     """
     h = hashlib.sha256(tree_hash(_PACKAGE_DIR).encode())
     h.update(_fingerprint(fn).encode())
@@ -252,8 +298,10 @@ def _cache_dir(cache) -> Path:
             raise ValueError(f"cache={str(cache)!r} is relative, and dmf_utils is not installed from a repository "
                              "checkout to anchor it at: give an absolute path")
         path = _REPO_ROOT / path
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"cache={str(cache)!r} is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"cache={str(cache)!r} is, or lies under, a file: it must be a directory") from None
     return path
 
 
@@ -276,13 +324,15 @@ def _write_cached(path: Path, config: dict, result: dict) -> None:
     atomic_write(path, write)
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     """Local workers leave Ctrl-C to the parent, which stops them all, and die with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:  # Linux: SIGTERM when the parent dies, even by SIGKILL
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:  # it died while this worker was starting
+        os._exit(1)
 
 
 def _run_task(task: tuple) -> tuple[int, bytes]:
@@ -336,7 +386,7 @@ class _LocalProcesses:
     def __init__(self, tasks, workers):
         self.tasks = tasks
         self.pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_init_worker)
+                                        initializer=_init_worker, initargs=(os.getpid(),))
         self.futures = {self.pool.submit(_run_task, task): task for task in tasks}
         # spawned workers all start at the first submit; no public handle on them before Python 3.14
         self.processes = list(self.pool._processes.values())

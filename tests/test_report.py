@@ -150,6 +150,8 @@ def test_the_report_replaces_only_an_earlier_report_and_is_readable_by_all(tmp_p
     with pytest.raises(ReportError, match="is not a report written by `dmf-repro report`"):
         build_report([entry], figures_dir=tmp_path / "figs", out_dir=mine)
     assert (mine / "thesis.tex").read_text() == "precious"
+    with pytest.raises(ReportError, match="thesis.tex is a file; the report needs a directory"):
+        build_report([entry], figures_dir=tmp_path / "figs", out_dir=mine / "thesis.tex")
     out = tmp_path / "r"
     for _ in range(2):  # the second run replaces the first report
         build_report([entry], figures_dir=tmp_path / "figs", out_dir=out)

@@ -269,7 +269,7 @@ def test_each_call_gets_the_requested_blas_threads(workers):
 @pytest.mark.parametrize("kwargs, message", [
     ({"workers": 0}, "workers"), ({"blas_threads": 0}, "blas_threads"), ({"seed": -2}, "seed"),
     ({"progress": "yes"}, "progress must be"), ({"cache": ""}, "cache='' must name a directory"),
-    ({"cache": __file__}, "is a file, not a directory"), ({"scheduler": ""}, "scheduler='' must be"),
+    ({"cache": __file__}, "is, or lies under, a file"), ({"cache": __file__ + "/sub"}, "is, or lies under, a file"), ({"scheduler": ""}, "scheduler='' must be"),
     ({"fn": 3}, "fn must be a function"),
 ])
 def test_bad_options_are_named(kwargs, message):
@@ -294,7 +294,7 @@ def test_progress_true_draws_a_text_bar_on_stderr(capsys):
 
 def define(source, **globals_):
     """The function ``f`` defined by ``source`` in a fresh namespace (as a script or a notebook cell would)."""
-    namespace = dict(globals_)
+    namespace = {"__name__": "__main__", **globals_}
     exec(compile(source, f"<cell {len(source)}>", "exec"), namespace)
     return namespace["f"]
 
@@ -315,6 +315,44 @@ def test_code_version_follows_the_code_and_what_it_reads_not_where_it_lives():
             return {"x": c["a"] * k}
         return f
     assert code_version(make(2)) == code_version(make(2)) != code_version(make(100))  # closures
+    for nested in ("def f(c, s):\n    return {'y': sum([K * v for v in [c['a']]])}\n",  # comprehension
+                   "def f(c, s):\n    return {'y': (lambda v: K * v)(c['a'])}\n",  # lambda
+                   "def f(c, s):\n    def g(v):\n        return K * v\n    return {'y': g(c['a'])}\n"):
+        assert code_version(define(nested, K=1.0)) != code_version(define(nested, K=5.0)), nested
+    tags = "def f(c, s):\n    return {'y': len(TAGS)}\n"
+    assert code_version(define(tags, TAGS={"alpha", "beta", "gamma"})) == code_version(
+        define(tags, TAGS={"gamma", "beta", "alpha"})) != code_version(define(tags, TAGS={"alpha"}))
+    method = "class Model:\n    def predict(self, v):\n        return BODY\nM = Model()\ndef f(c, s):\n    return {'y': M.predict(c['a'])}\n"
+    assert code_version(define(method.replace("BODY", "v"))) != code_version(define(method.replace("BODY", "2 * v")))
+
+
+def test_a_user_module_the_function_calls_is_part_of_the_code_version(tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "helper_module.py").write_text("def g(v):\n    return v\n")
+    helper = importlib.import_module("helper_module")
+    fn = define("def f(c, s):\n    return {'y': helper_module.g(c['a'])}\n", helper_module=helper)
+    before = code_version(fn)
+    (tmp_path / "helper_module.py").write_text("def g(v):\n    return 2 * v\n")
+    assert code_version(fn) != before
+    monkeypatch.delitem(sys.modules, "helper_module")
+
+
+def test_the_code_version_is_the_same_in_a_fresh_process(tmp_path):
+    """A re-run after a restart (new process, new hash seed) must find the cache."""
+    (tmp_path / "job.py").write_text(textwrap.dedent("""
+        import functools, sys
+        from dmf_utils.sweep import code_version
+        TAGS = {"alpha", "beta", "gamma"}
+        SCALE = {"a": [1.0, 2.0]}
+        def f(c, s):
+            return {"y": len(TAGS) * sum(SCALE["a"]) * c["a"]}
+        print(code_version(f), code_version(functools.partial(f, s=None)))
+    """))
+    runs = [subprocess.run([sys.executable, str(tmp_path / "job.py")], capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONHASHSEED=str(seed)), check=True).stdout for seed in (1, 2)]
+    assert runs[0] == runs[1] and len(runs[0].split()) == 2
     assert code_version(functools.partial(double, z=1)) == code_version(functools.partial(double, z=1))
     assert code_version(functools.partial(double, z=1)) != code_version(functools.partial(double, z=2))
     assert code_version(noisy_full_run) == code_version(noisy_full_run)
