@@ -107,7 +107,9 @@ def slow(config, seed):
 '''
 
 
-def test_an_interrupted_sweep_resumes_computing_only_the_rest(tmp_path, monkeypatch):
+def start_slow_sweep(tmp_path, size, cached):
+    """A subprocess sweeping ``slow`` over ``size`` configurations (2 workers, a cache),
+    returned once ``cached`` of them are in the cache: ``(process, cache dir, calls dir)``."""
     (tmp_path / "slow_module.py").write_text(SLOW_MODULE)
     cache, calls = tmp_path / "cache", tmp_path / "calls"
     calls.mkdir()
@@ -117,15 +119,19 @@ def test_an_interrupted_sweep_resumes_computing_only_the_rest(tmp_path, monkeypa
         from slow_module import slow
         from dmf_utils.sweep import sweep
         if __name__ == "__main__":
-            sweep(slow, {{"a": list(range(12))}}, cache={str(cache)!r}, workers=2)
+            sweep(slow, {{"a": list(range({size}))}}, cache={str(cache)!r}, workers=2)
             print("finished")
     """)
-    env = dict(os.environ, CALLS_DIR=str(calls))
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ, CALLS_DIR=str(calls)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while len(list(cache.glob("*.pkl"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
+    while len(list(cache.glob("*.pkl"))) < cached and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    return proc, cache, calls
+
+
+def test_an_interrupted_sweep_resumes_computing_only_the_rest(tmp_path, monkeypatch):
+    proc, cache, calls = start_slow_sweep(tmp_path, 12, cached=3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert "finished" not in out and "KeyboardInterrupt" in err
@@ -165,22 +171,7 @@ def alive(pid):
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
 def test_sigterm_stops_the_workers_and_keeps_what_finished(tmp_path):
-    (tmp_path / "slow_module.py").write_text(SLOW_MODULE)
-    cache, calls = tmp_path / "cache", tmp_path / "calls"
-    calls.mkdir()
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(tmp_path)!r})
-        from slow_module import slow
-        from dmf_utils.sweep import sweep
-        if __name__ == "__main__":
-            sweep(slow, {{"a": list(range(40))}}, cache={str(cache)!r}, workers=2)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ, CALLS_DIR=str(calls)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list(cache.glob("*.pkl")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    proc, cache, _ = start_slow_sweep(tmp_path, 40, cached=1)
     workers = [pid for pid in children(proc.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
     assert len(workers) == 2
     proc.send_signal(signal.SIGTERM)
