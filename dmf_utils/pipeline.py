@@ -296,9 +296,11 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def _absolute(recorded: str) -> Path:
-    """A path as :func:`_relative` recorded it, anchored at the repository root."""
-    return REPO_ROOT / recorded
+def intact_executed_notebook(record: dict) -> Path | None:
+    """The executed notebook a provenance record vouches for, if it is there unchanged."""
+    executed = record.get("executed_notebook", {})
+    path = REPO_ROOT / executed.get("path", "")  # as _relative recorded it
+    return path if path.is_file() and provenance.sha256_file(path) == executed.get("sha256") else None
 
 
 @functools.lru_cache(maxsize=None)
@@ -339,10 +341,10 @@ def _unchanged(entry: Entry, out_dir: Path, key: str) -> bool:
         return False
     if record.get("inputs_key") != key:
         return False
-    executed = record.get("executed_notebook", {})
-    files = {**{out_dir / name: record["outputs"].get(name) for name in entry.outputs},
-             _absolute(executed.get("path", "")): executed.get("sha256")}
-    return all(path.is_file() and provenance.sha256_file(path) == digest for path, digest in files.items())
+    return intact_executed_notebook(record) is not None and all(
+        (out_dir / name).is_file() and provenance.sha256_file(out_dir / name) == record["outputs"].get(name)
+        for name in entry.outputs
+    )
 
 
 def run_entry(

@@ -30,7 +30,7 @@ import nbformat
 from . import provenance
 from ._atomic import _umask
 from .parameters import PipelineError
-from .pipeline import BUILD_DIR, FIGURES_DIR, REPO_ROOT, Entry
+from .pipeline import BUILD_DIR, FIGURES_DIR, Entry, intact_executed_notebook
 
 __all__ = ["REPORT_DIR", "ReportError", "CheckLine", "check_lines", "twin_text", "render_notebook", "build_report"]
 
@@ -112,7 +112,8 @@ def _rebuild_hint(entry: Entry, figures_dir: Path, record: dict | None = None) -
     return hint
 
 
-def _record(entry: Entry, figures_dir: Path) -> dict:
+def _record(entry: Entry, figures_dir: Path) -> tuple[dict, Path]:
+    """``entry``'s provenance record and the executed notebook it vouches for, both checked."""
     path = figures_dir / f"{entry.id}.json"
     try:
         record = provenance.read_record(path)
@@ -123,15 +124,15 @@ def _record(entry: Entry, figures_dir: Path) -> dict:
         if not (figures_dir / name).is_file() or provenance.sha256_file(figures_dir / name) != record["outputs"].get(name):
             raise ReportError(f"{entry.id}: {figures_dir / name} is missing or is not the file its record "
                               f"describes; {hint}")
-    executed = record.get("executed_notebook", {})
-    path = REPO_ROOT / executed.get("path", "")
-    if not path.is_file() or provenance.sha256_file(path) != executed.get("sha256"):
+    executed = intact_executed_notebook(record)
+    if executed is None:
         raise ReportError(f"{entry.id}: the executed notebook its record vouches for "
-                          f"({executed.get('path', 'none recorded')}) is missing or has changed; {hint}")
+                          f"({record.get('executed_notebook', {}).get('path', 'none recorded')}) "
+                          f"is missing or has changed; {hint}")
     if provenance.notebook_source_hash(entry.notebook) != record["notebook"]["sha256"]:
         raise ReportError(f"{entry.id}: {entry.notebook.name} has changed since its figure was built, so the "
                           f"report would link a source that did not produce it; {hint}")
-    return record
+    return record, executed
 
 
 def _view(entry: Entry, record: dict, checks: list[CheckLine]) -> dict:
@@ -202,9 +203,8 @@ def build_report(
                           "the whole directory): choose another --out, or empty it")
     collected = []
     for entry in entries:
-        record = _record(entry, figures_dir)
-        executed = nbformat.read(REPO_ROOT / record["executed_notebook"]["path"], as_version=4)
-        collected.append((entry, record, executed))
+        record, executed = _record(entry, figures_dir)
+        collected.append((entry, record, nbformat.read(executed, as_version=4)))
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     for leftover in out_dir.parent.glob(f".{out_dir.name}-*-*"):  # from an interrupted earlier run
